@@ -1,0 +1,88 @@
+//! The cache key: scheme, host and path+query of a request (CloudFront's default key), normalised so that
+//! equivalent requests share an entry, and the key's owner shard.
+//! Invariants: the host is lower-cased and carries no default port; the owner of a key is the same on
+//! every shard of one process (the hash has fixed seeds), so every shard routes a key to the same owner.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+/// A normalised cache key, e.g. `http://example.com/a?b=1`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(Box<str>);
+
+fn route_hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(
+        0x5645_5247_455f_5348,
+        0x4152_445f_524f_5554,
+        0x0123_4567_89ab_cdef,
+        0xfedc_ba98_7654_3210,
+    )
+}
+
+impl CacheKey {
+    /// Builds the key from the parts of a request. `host` may carry a port; `:80` is dropped for http.
+    pub fn new(scheme: &str, host: &[u8], path_and_query: &[u8]) -> Self {
+        let mut host = String::from_utf8_lossy(host).to_ascii_lowercase();
+        if scheme == "http" && host.ends_with(":80") {
+            host.truncate(host.len() - 3);
+        }
+        let path = String::from_utf8_lossy(path_and_query);
+        let mut s = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
+        s.push_str(scheme);
+        s.push_str("://");
+        s.push_str(&host);
+        s.push_str(&path);
+        CacheKey(s.into_boxed_str())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The shard (0..shards) that owns this key's fills, uncacheable marks and RAM entry.
+    pub fn owner(&self, shards: usize) -> usize {
+        if shards <= 1 {
+            return 0;
+        }
+        let mut h = route_hasher().build_hasher();
+        self.0.hash(&mut h);
+        (h.finish() % shards as u64) as usize
+    }
+
+    /// Heap bytes held by the key (for cache accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_host_and_port() {
+        let a = CacheKey::new("http", b"Example.COM:80", b"/a?b=1");
+        let b = CacheKey::new("http", b"example.com", b"/a?b=1");
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "http://example.com/a?b=1");
+        assert_ne!(a, CacheKey::new("http", b"example.com:8080", b"/a?b=1"));
+        assert_ne!(a, CacheKey::new("http", b"example.com", b"/a?b=2"));
+    }
+
+    #[test]
+    fn owner_is_stable_and_spread() {
+        let mut seen = [0usize; 4];
+        for i in 0..1000 {
+            let k = CacheKey::new("http", b"h", format!("/{i}").as_bytes());
+            assert_eq!(k.owner(4), k.clone().owner(4));
+            seen[k.owner(4)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 150), "{seen:?}");
+    }
+}

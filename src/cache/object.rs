@@ -1,0 +1,152 @@
+//! What the cache holds for one URL: the response head as Verge forwards it, the body, and the timing
+//! facts that RFC 9111 needs to compute Age and freshness later.
+//! Invariants: `ResponseMeta::headers` hold no hop-by-hop, framing (Content-Length, Transfer-Encoding) or
+//! Age fields (Verge writes those per response); a `StoredObject` is complete: `body_len` bytes were
+//! received and the origin's framing was satisfied.
+
+use super::cache_control::CacheControl;
+use super::policy;
+use crate::http::headers::Headers;
+use bytes::Bytes;
+use std::time::{Duration, SystemTime};
+
+/// The request-header values a response varies on (its `Vary` fields), captured from the request
+/// that fetched it. Names are lower-case.
+#[derive(Clone, Debug, Default)]
+pub struct VarySpec(Vec<(String, Option<Bytes>)>);
+
+impl VarySpec {
+    /// Captures the values of the fields named by `resp`'s Vary from `req`. `None` if Vary is `*`.
+    pub fn capture(resp: &Headers, req: &Headers) -> Option<Self> {
+        let mut v = Vec::new();
+        for name in resp.list("vary") {
+            if name == b"*" {
+                return None;
+            }
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let value = join_values(req, &name);
+            v.push((name, value));
+        }
+        Some(VarySpec(v))
+    }
+
+    /// True when `req` carries the same values for every varying field.
+    pub fn matches(&self, req: &Headers) -> bool {
+        self.0
+            .iter()
+            .all(|(name, value)| join_values(req, name).as_deref() == value.as_deref())
+    }
+}
+
+/// All values of a field, joined with ", " and with whitespace around elements removed.
+fn join_values(h: &Headers, name: &str) -> Option<Bytes> {
+    if !h.contains(name) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (i, e) in h.list(name).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(e);
+    }
+    Some(Bytes::from(out))
+}
+
+/// The response head Verge forwards and stores.
+#[derive(Debug)]
+pub struct ResponseMeta {
+    pub status: u16,
+    /// End-to-end fields as forwarded (see module invariants).
+    pub headers: Headers,
+    /// `HTTP/1.1 <status> <reason>\r\n` + `headers`, serialised once; framing and per-response
+    /// fields (Age, Cache-Status, X-Cache, Via, Connection) are appended when a response is written.
+    pub head: Bytes,
+    pub vary: VarySpec,
+}
+
+impl ResponseMeta {
+    pub fn new(status: u16, reason: &[u8], headers: Headers, vary: VarySpec) -> Self {
+        let mut out = Vec::with_capacity(256);
+        crate::http::write::status_line(&mut out, status, reason);
+        headers.write_to(&mut out);
+        ResponseMeta {
+            status,
+            headers,
+            head: Bytes::from(out),
+            vary,
+        }
+    }
+}
+
+/// How fresh a response is and how old it was on arrival (RFC 9111 §4.2).
+#[derive(Clone, Debug)]
+pub struct Freshness {
+    pub response_time: SystemTime,
+    pub corrected_initial_age: Duration,
+    pub lifetime: Duration,
+    pub cc: CacheControl,
+}
+
+impl Freshness {
+    pub fn age(&self, now: SystemTime) -> Duration {
+        policy::current_age(self.corrected_initial_age, self.response_time, now)
+    }
+}
+
+/// A complete response in the cache.
+#[derive(Debug)]
+pub struct StoredObject {
+    pub meta: std::sync::Arc<ResponseMeta>,
+    pub body: Vec<Bytes>,
+    pub body_len: u64,
+    pub freshness: Freshness,
+}
+
+impl StoredObject {
+    /// Bytes charged to the RAM budget for this object (head, fields, body; the tier adds its own overhead).
+    pub fn charge(&self, key_bytes: usize) -> u64 {
+        (self.meta.head.len()
+            + self.meta.headers.heap_bytes()
+            + key_bytes
+            + self.body.len() * std::mem::size_of::<Bytes>()
+            + std::mem::size_of::<Self>()
+            + std::mem::size_of::<ResponseMeta>()) as u64
+            + self.body_len
+    }
+
+    /// Whether this object may answer `req` without contacting the origin at `now`.
+    pub fn usable_for(&self, req: &Headers, now: SystemTime) -> bool {
+        self.meta.vary.matches(req)
+            && policy::reusable_without_validation(
+                req,
+                &self.freshness.cc,
+                self.freshness.age(now),
+                self.freshness.lifetime,
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vary_matches_normalised_values() {
+        let mut resp = Headers::new();
+        resp.push("Vary", "Accept-Encoding");
+        let mut r1 = Headers::new();
+        r1.push("Accept-Encoding", "gzip,  br");
+        let spec = VarySpec::capture(&resp, &r1).unwrap();
+        let mut r2 = Headers::new();
+        r2.push("accept-encoding", "gzip, br");
+        assert!(spec.matches(&r2));
+        let mut r3 = Headers::new();
+        r3.push("Accept-Encoding", "identity");
+        assert!(!spec.matches(&r3));
+        assert!(!spec.matches(&Headers::new()));
+        let mut star = Headers::new();
+        star.push("Vary", "*");
+        assert!(VarySpec::capture(&star, &r1).is_none());
+    }
+}

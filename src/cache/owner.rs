@@ -1,0 +1,158 @@
+//! The cache state a shard owns: for every key whose owner it is, the RAM entry, the in-flight fill
+//! and the "uncacheable" mark. Only the owner shard touches this state; other shards reach it with
+//! mesh messages (see `shard::mesh`).
+//!
+//! Invariants: at most one fill per key exists at any time (single-flight across the whole process);
+//! a key marked uncacheable is never collapsed until the mark expires; the uncacheable table is bounded.
+
+use super::fill::{Fill, FillEvent};
+use super::key::CacheKey;
+use super::object::StoredObject;
+use crate::http::headers::Headers;
+use ahash::AHashMap;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use verge_storage::RamTier;
+
+/// Most uncacheable marks kept; past it the expired ones are swept, then the oldest half dropped.
+const MAX_UNCACHEABLE_MARKS: usize = 100_000;
+
+/// Why a request was sent to the origin without collapsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassReason {
+    /// The URL recently answered with an uncacheable response.
+    Uncacheable,
+    /// Too many viewers already wait on this URL's fill.
+    WaitingListFull,
+}
+
+/// The owner's answer to a lookup.
+pub enum Lookup {
+    /// A stored object usable for this request.
+    Hit(Arc<StoredObject>),
+    /// Follow this fill. `started` is true when this lookup created it (a plain miss), false when it
+    /// joined one already under way (collapsed).
+    Follow {
+        events: flume::Receiver<FillEvent>,
+        started: bool,
+    },
+    Pass(PassReason),
+}
+
+/// What starting a fill needs; the caller runs it (see `proxy::fill_task`).
+pub struct NewFill {
+    pub fill: Rc<RefCell<Fill>>,
+}
+
+/// One shard's owned cache state.
+pub struct OwnerState {
+    ram: RamTier<CacheKey, Arc<StoredObject>>,
+    fills: AHashMap<CacheKey, Rc<RefCell<Fill>>>,
+    uncacheable: AHashMap<CacheKey, Instant>,
+    max_waiters: usize,
+}
+
+impl OwnerState {
+    pub fn new(ram_bytes: u64, max_object_bytes: u64, max_waiters: usize) -> Self {
+        let mut ram = RamTier::new(ram_bytes);
+        ram.set_max_object_bytes(max_object_bytes);
+        OwnerState {
+            ram,
+            fills: AHashMap::new(),
+            uncacheable: AHashMap::new(),
+            max_waiters,
+        }
+    }
+
+    /// Looks `key` up for a request with headers `req`. `refresh` skips stored objects (the viewer asked
+    /// for an end-to-end reload). On a miss with no fill under way, a fill is created and returned in
+    /// the second slot: the caller must start it.
+    pub fn lookup(
+        &mut self,
+        key: &CacheKey,
+        req: &Headers,
+        refresh: bool,
+        now: SystemTime,
+    ) -> (Lookup, Option<NewFill>) {
+        if !refresh {
+            if let Some(obj) = self.ram.get(key) {
+                if obj.usable_for(req, now) {
+                    return (Lookup::Hit(obj.clone()), None);
+                }
+            }
+        }
+        if let Some(until) = self.uncacheable.get(key) {
+            if *until > Instant::now() {
+                return (Lookup::Pass(PassReason::Uncacheable), None);
+            }
+            self.uncacheable.remove(key);
+        }
+        if let Some(fill) = self.fills.get(key) {
+            return match fill.borrow_mut().subscribe() {
+                Some(events) => (
+                    Lookup::Follow {
+                        events,
+                        started: false,
+                    },
+                    None,
+                ),
+                None => (Lookup::Pass(PassReason::WaitingListFull), None),
+            };
+        }
+        let fill = Rc::new(RefCell::new(Fill::new(self.max_waiters)));
+        let events = fill
+            .borrow_mut()
+            .subscribe()
+            .expect("a new fill has room for its first subscriber");
+        self.fills.insert(key.clone(), fill.clone());
+        (
+            Lookup::Follow {
+                events,
+                started: true,
+            },
+            Some(NewFill { fill }),
+        )
+    }
+
+    /// Ends the fill of `key` for new subscribers (those already following keep receiving).
+    pub fn finish_fill(&mut self, key: &CacheKey, fill: &Rc<RefCell<Fill>>) {
+        if let Some(f) = self.fills.get(key) {
+            if Rc::ptr_eq(f, fill) {
+                self.fills.remove(key);
+            }
+        }
+    }
+
+    /// Stores a complete object. Returns false if the RAM tier refused it (too large).
+    pub fn store(&mut self, key: CacheKey, obj: Arc<StoredObject>) -> bool {
+        let charge = obj.charge(key.heap_bytes());
+        self.ram.insert(key, obj, charge).is_ok()
+    }
+
+    /// Marks `key` uncacheable for `ttl`: requests go to the origin uncollapsed until then.
+    pub fn mark_uncacheable(&mut self, key: CacheKey, ttl: Duration) {
+        let now = Instant::now();
+        if self.uncacheable.len() >= MAX_UNCACHEABLE_MARKS {
+            self.uncacheable.retain(|_, until| *until > now);
+            if self.uncacheable.len() >= MAX_UNCACHEABLE_MARKS / 2 {
+                let mut v: Vec<_> = self.uncacheable.drain().collect();
+                v.sort_by_key(|(_, until)| std::cmp::Reverse(*until));
+                v.truncate(MAX_UNCACHEABLE_MARKS / 2);
+                self.uncacheable.extend(v);
+            }
+        }
+        self.ram.remove(&key);
+        self.uncacheable.insert(key, now + ttl);
+    }
+
+    /// Drops the stored response for `key` (after a successful unsafe request).
+    pub fn invalidate(&mut self, key: &CacheKey) {
+        self.ram.remove(key);
+    }
+
+    pub fn ram_used_bytes(&self) -> u64 {
+        self.ram.used_bytes()
+    }
+}

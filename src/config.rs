@@ -1,0 +1,346 @@
+//! Verge's configuration: the typed tree read from TOML, its defaults, and its validation.
+//!
+//! The embedded `default.toml` is the documentation of every default; `Config::default()` must equal it
+//! (a unit test checks this). A user file is read over the defaults (missing keys keep their default,
+//! unknown keys are errors), then command-line flags are applied, then `validate` checks every value and
+//! names the offending field. Invariant: a `Config` that passed `validate` is safe to start with.
+
+use crate::units::{ByteSize, Millis};
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// The embedded default configuration file.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub http: HttpConfig,
+    pub origin: OriginConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: Vec<String>,
+    pub shards: usize,
+    pub max_connections: usize,
+    pub drain_timeout: Millis,
+    pub io_memory: ByteSize,
+    pub shard_header: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub max_request_line: usize,
+    pub max_header_bytes: ByteSize,
+    pub max_headers: usize,
+    pub max_request_body: ByteSize,
+    pub header_read_timeout: Millis,
+    pub body_read_timeout: Millis,
+    pub keepalive_timeout: Millis,
+    pub max_requests_per_connection: u64,
+    pub write_timeout: Millis,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OriginConfig {
+    pub url: String,
+    pub connect_timeout: Millis,
+    pub first_byte_timeout: Millis,
+    pub read_timeout: Millis,
+    pub pool_idle_timeout: Millis,
+    pub max_idle_per_shard: usize,
+    pub max_response_header_bytes: ByteSize,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub ram: ByteSize,
+    pub max_object_size: ByteSize,
+    pub heuristic_fraction: f64,
+    pub heuristic_max: Millis,
+    pub uncacheable_ttl: Millis,
+    pub max_waiters: usize,
+    pub collapse_timeout: Millis,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            http: HttpConfig::default(),
+            origin: OriginConfig::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["127.0.0.1:8080".into()],
+            shards: 0,
+            max_connections: 100_000,
+            drain_timeout: Millis(10_000),
+            io_memory: ByteSize(512 << 10),
+            shard_header: false,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_request_line: 8192,
+            max_header_bytes: ByteSize(64 << 10),
+            max_headers: 100,
+            max_request_body: ByteSize(8 << 30),
+            header_read_timeout: Millis(10_000),
+            body_read_timeout: Millis(30_000),
+            keepalive_timeout: Millis(60_000),
+            max_requests_per_connection: 10_000,
+            write_timeout: Millis(60_000),
+        }
+    }
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8000".into(),
+            connect_timeout: Millis(3_000),
+            first_byte_timeout: Millis(30_000),
+            read_timeout: Millis(30_000),
+            pool_idle_timeout: Millis(15_000),
+            max_idle_per_shard: 64,
+            max_response_header_bytes: ByteSize(64 << 10),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ram: ByteSize(256 << 20),
+            max_object_size: ByteSize(64 << 20),
+            heuristic_fraction: 0.1,
+            heuristic_max: Millis(24 * 3_600_000),
+            uncacheable_ttl: Millis(10_000),
+            max_waiters: 10_000,
+            collapse_timeout: Millis(35_000),
+        }
+    }
+}
+
+/// Why a configuration was refused. Every variant names where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Where the origin is, parsed from `origin.url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginAddr {
+    /// `host[:port]` as written in the URL (sent as the Host of fills when the viewer sent none).
+    pub authority: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Config {
+    /// Reads `path` over the defaults.
+    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.into(),
+            message,
+        })
+    }
+
+    /// Parses TOML text over the defaults. The error text names the key and line (from the toml crate).
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks every value; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.listen.is_empty() {
+            return Err(invalid("server.listen", "at least one address is needed"));
+        }
+        for l in &s.listen {
+            l.parse::<SocketAddr>()
+                .map_err(|e| invalid("server.listen", format!("{l:?}: {e} (use IP:PORT)")))?;
+        }
+        let cpus = crate::shard::allowed_cpus().len();
+        if s.shards > cpus {
+            return Err(invalid(
+                "server.shards",
+                format!("{} shards but only {cpus} CPUs are available to this process", s.shards),
+            ));
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        let h = &self.http;
+        if h.max_request_line < 64 {
+            return Err(invalid("http.max_request_line", "must be at least 64"));
+        }
+        if h.max_header_bytes.0 < 1024 || h.max_header_bytes.0 > (16 << 20) {
+            return Err(invalid("http.max_header_bytes", "must be between 1KiB and 16MiB"));
+        }
+        if h.max_headers == 0 || h.max_headers > 1000 {
+            return Err(invalid("http.max_headers", "must be between 1 and 1000"));
+        }
+        for (field, v) in [
+            ("http.header_read_timeout", h.header_read_timeout),
+            ("http.body_read_timeout", h.body_read_timeout),
+            ("http.keepalive_timeout", h.keepalive_timeout),
+            ("http.write_timeout", h.write_timeout),
+            ("origin.connect_timeout", self.origin.connect_timeout),
+            ("origin.first_byte_timeout", self.origin.first_byte_timeout),
+            ("origin.read_timeout", self.origin.read_timeout),
+            ("origin.pool_idle_timeout", self.origin.pool_idle_timeout),
+            ("cache.collapse_timeout", self.cache.collapse_timeout),
+        ] {
+            if v.0 == 0 {
+                return Err(invalid(field, "must be greater than 0"));
+            }
+        }
+        if h.max_requests_per_connection == 0 {
+            return Err(invalid("http.max_requests_per_connection", "must be at least 1"));
+        }
+        self.origin_addr()?;
+        let c = &self.cache;
+        if !(0.0..=1.0).contains(&c.heuristic_fraction) {
+            return Err(invalid("cache.heuristic_fraction", "must be between 0 and 1"));
+        }
+        if c.max_waiters == 0 {
+            return Err(invalid("cache.max_waiters", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Parses `origin.url` (`http://host[:port]`, no path).
+    pub fn origin_addr(&self) -> Result<OriginAddr, ConfigError> {
+        const F: &str = "origin.url";
+        let url = self.origin.url.trim();
+        let rest = if let Some(r) = url.strip_prefix("http://") {
+            r
+        } else if url.starts_with("https://") {
+            return Err(invalid(F, "https origins are not supported yet (plain http:// only)"));
+        } else {
+            return Err(invalid(F, format!("{url:?} is not an http:// URL")));
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return Err(invalid(F, format!("{url:?}: expected http://host[:port] with no path")));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| invalid(F, format!("{url:?}: bad port {p:?}")))?;
+                (h.to_string(), port)
+            }
+            _ => (authority.to_string(), 80),
+        };
+        if host.is_empty() || port == 0 {
+            return Err(invalid(F, format!("{url:?}: missing host or port")));
+        }
+        Ok(OriginAddr {
+            authority: authority.to_string(),
+            host,
+            port,
+        })
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        self.server.drain_timeout.get()
+    }
+}
+
+impl OriginAddr {
+    /// Resolves the origin (at start-up, once; DNS is not re-read per request).
+    pub fn resolve(&self) -> Result<SocketAddr, ConfigError> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        (host, self.port)
+            .to_socket_addrs()
+            .map_err(|e| invalid("origin.url", format!("cannot resolve {}: {e}", self.host)))?
+            .next()
+            .ok_or_else(|| invalid("origin.url", format!("{} has no address", self.host)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_file_equals_default() {
+        let parsed = Config::from_toml(DEFAULT_TOML).expect("default.toml parses");
+        assert_eq!(parsed, Config::default());
+        parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let c = Config::from_toml("[cache]\nram = \"1GiB\"\n").unwrap();
+        assert_eq!(c.cache.ram, ByteSize(1 << 30));
+        assert_eq!(c.http, HttpConfig::default());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::from_toml("[http]\nmax_headerz = 5\n").unwrap_err();
+        assert!(e.contains("max_headerz"), "{e}");
+        let e = Config::from_toml("[http]\nmax_headers = \"many\"\n").unwrap_err();
+        assert!(e.contains("max_headers"), "{e}");
+        let mut c = Config::default();
+        c.origin.url = "ftp://x".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("origin.url"), "{e}");
+        let mut c = Config::default();
+        c.server.listen = vec!["nonsense".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("server.listen"));
+    }
+
+    #[test]
+    fn origin_url_forms() {
+        let mut c = Config::default();
+        c.origin.url = "http://example.com".into();
+        assert_eq!(c.origin_addr().unwrap().port, 80);
+        c.origin.url = "http://127.0.0.1:9000/".into();
+        let o = c.origin_addr().unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.authority.as_str()), ("127.0.0.1", 9000, "127.0.0.1:9000"));
+        c.origin.url = "http://[::1]:9000".into();
+        assert_eq!(c.origin_addr().unwrap().host, "[::1]");
+        c.origin.url = "http://h/path".into();
+        assert!(c.origin_addr().is_err());
+    }
+}

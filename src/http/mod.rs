@@ -1,0 +1,10 @@
+//! HTTP/1.1 on the wire: strict parsing of request and response heads (RFC 9112), the chunked codec,
+//! header lists, hop-by-hop rules and response serialisation. Nothing here does I/O or knows about caching.
+
+pub mod chunked;
+pub mod framing;
+pub mod headers;
+pub mod hop;
+pub mod request;
+pub mod response;
+pub mod write;

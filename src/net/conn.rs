@@ -1,0 +1,182 @@
+//! One viewer connection: reads request heads (with the header-read and idle timeouts), hands each
+//! request to `proxy::handle`, and writes responses in request order.
+//!
+//! Invariants: responses leave in the order requests arrived (requests are handled one at a time;
+//! pipelined requests wait in the read buffer); output for pipelined hits is batched and flushed when no
+//! further complete request is buffered; a malformed head is answered with its 4xx and the connection
+//! is closed; a connection never outlives a drain.
+
+use crate::http::request::{parse_request, RequestError, RequestHead};
+use crate::http::write::simple_response;
+use crate::proxy::{self, After};
+use crate::shard::Shard;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Bytes read from a viewer per read call.
+const READ_CHUNK: usize = 16 * 1024;
+/// Output is written out once this much is buffered.
+pub const OUT_HIGH_WATER: usize = 64 * 1024;
+
+/// A viewer connection's socket and buffers.
+pub struct ViewerConn {
+    pub stream: TcpStream,
+    pub rbuf: BytesMut,
+    pub out: Vec<u8>,
+    pub peer: Option<SocketAddr>,
+}
+
+impl ViewerConn {
+    /// Writes out everything buffered.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Queues `data` for the viewer, writing when the buffer is large. Large pieces are written
+    /// straight from their own memory, without a copy.
+    pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.out.len() + data.len() <= OUT_HIGH_WATER {
+            self.out.extend_from_slice(data);
+            return Ok(());
+        }
+        self.flush().await?;
+        if data.len() >= OUT_HIGH_WATER / 4 {
+            self.stream.write_all(data).await
+        } else {
+            self.out.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    /// Reads more bytes into `rbuf` waiting at most `timeout`; `Ok(0)` when the viewer closed.
+    pub async fn read_more(&mut self, timeout: Duration) -> io::Result<usize> {
+        let _ = self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let start = self.rbuf.len();
+        self.rbuf.resize(start + READ_CHUNK, 0);
+        let r = self.stream.read(&mut self.rbuf[start..]).await;
+        let n = *r.as_ref().unwrap_or(&0);
+        self.rbuf.truncate(start + n);
+        r
+    }
+}
+
+/// Counts a shard's open connections for as long as it lives.
+struct OpenGuard(Rc<Shard>);
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.set(self.0.open_connections.get() - 1);
+    }
+}
+
+/// Why no request head was read.
+enum HeadOutcome {
+    /// The viewer closed, went idle too long, or the shard is draining: close quietly.
+    Quiet,
+    /// Answer this and close.
+    Reject(u16, &'static str),
+}
+
+/// Serves one viewer connection to its end.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    shard.open_connections.set(shard.open_connections.get() + 1);
+    let _guard = OpenGuard(shard.clone());
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(shard.cfg.http.write_timeout.get()));
+    let peer = stream.peer_addr().ok();
+    let mut vc = ViewerConn {
+        stream,
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        out: Vec::with_capacity(OUT_HIGH_WATER),
+        peer,
+    };
+    let max_requests = shard.cfg.http.max_requests_per_connection;
+    let mut served: u64 = 0;
+    loop {
+        let head = match read_head(&shard, &mut vc).await {
+            Ok(h) => h,
+            Err(HeadOutcome::Quiet) => break,
+            Err(HeadOutcome::Reject(status, reason)) => {
+                simple_response(&mut vc.out, status, reason, "verge; fwd=request", true, false);
+                break;
+            }
+        };
+        served += 1;
+        let close = !head.keep_alive || served >= max_requests || shard.draining.get();
+        if proxy::handle(&shard, &mut vc, head, close).await == After::Close || close {
+            break;
+        }
+        if !has_complete_head(&vc.rbuf) && vc.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = vc.flush().await;
+    let _ = vc.stream.shutdown(std::net::Shutdown::Write).await;
+}
+
+/// True when `buf` holds at least one complete request head (pipelining: keep batching output).
+fn has_complete_head(buf: &[u8]) -> bool {
+    memchr::memmem::find(buf, b"\r\n\r\n").is_some()
+}
+
+/// Reads until one request head is complete.
+async fn read_head(shard: &Rc<Shard>, vc: &mut ViewerConn) -> Result<RequestHead, HeadOutcome> {
+    let http = &shard.cfg.http;
+    let mut head_deadline: Option<Instant> = None;
+    loop {
+        match parse_request(&mut vc.rbuf, &shard.limits) {
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => return Err(HeadOutcome::Reject(e.status(), reject_reason(&e))),
+        }
+        let idle = vc.rbuf.is_empty();
+        let read = if idle {
+            if shard.draining.get() {
+                return Err(HeadOutcome::Quiet);
+            }
+            // Between requests: flush what is queued, then wait for the next one (or a drain).
+            if vc.flush().await.is_err() {
+                return Err(HeadOutcome::Quiet);
+            }
+            let timeout = http.keepalive_timeout.get();
+            let drain = shard.drain_rx.clone();
+            futures_lite::future::or(vc.read_more(timeout), async move {
+                let _ = drain.recv_async().await;
+                Err(io::Error::new(io::ErrorKind::Interrupted, "draining"))
+            })
+            .await
+        } else {
+            let deadline =
+                *head_deadline.get_or_insert_with(|| Instant::now() + http.header_read_timeout.get());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(HeadOutcome::Reject(408, "request head not received in time"));
+            }
+            vc.read_more(left).await
+        };
+        match read {
+            Ok(0) => return Err(HeadOutcome::Quiet),
+            Ok(_) => {
+                if head_deadline.is_none() {
+                    head_deadline = Some(Instant::now() + http.header_read_timeout.get());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && !idle => {
+                return Err(HeadOutcome::Reject(408, "request head not received in time"))
+            }
+            Err(_) => return Err(HeadOutcome::Quiet),
+        }
+    }
+}
+
+fn reject_reason(e: &RequestError) -> &'static str {
+    e.reason()
+}

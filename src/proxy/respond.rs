@@ -1,0 +1,249 @@
+//! Writing responses to a viewer: stored objects (hits, 304s for the viewer's own conditionals), and
+//! the live events of a fill, streamed as they arrive.
+//!
+//! Invariants: every response carries Cache-Status (RFC 9211), X-Cache and Via; a body's framing is
+//! Verge's own (Content-Length when known, else chunked, else close-delimited for HTTP/1.0); a fill that
+//! aborts leaves the viewer's response visibly incomplete: the connection closes before the declared
+//! length or without the last chunk.
+
+use super::After;
+use crate::cache::fill::{FillEvent, FillHead};
+use crate::cache::object::StoredObject;
+use crate::http::chunked::{write_chunk_header, CHUNK_TRAILER, LAST_CHUNK};
+use crate::http::headers::{trim_ows, Headers};
+use crate::http::hop::VIA;
+use crate::http::request::{RequestHead, Version};
+use crate::http::write::{field, number_field, simple_response, status_line};
+use crate::net::conn::ViewerConn;
+use crate::shard::Shard;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// True when a response with this status carries no body (RFC 9110 §6.4.1).
+pub fn body_allowed(status: u16) -> bool {
+    !(status < 200 || status == 204 || status == 304)
+}
+
+/// Appends the per-response fields every answer carries, then `Connection: close` if asked.
+pub fn cache_fields(out: &mut Vec<u8>, shard: &Shard, cache_status: &[u8], hit: bool, close: bool) {
+    field(out, "Cache-Status", cache_status);
+    field(
+        out,
+        "X-Cache",
+        if hit {
+            b"Hit from verge"
+        } else {
+            b"Miss from verge"
+        },
+    );
+    field(out, "Via", VIA);
+    if shard.cfg.server.shard_header {
+        number_field(out, "X-Verge-Shard", shard.id as u64);
+    }
+    if close {
+        field(out, "Connection", b"close");
+    }
+}
+
+/// Answers from a stored object.
+pub async fn hit(shard: &Shard, vc: &mut ViewerConn, req: &RequestHead, obj: &Arc<StoredObject>, close: bool) -> After {
+    let now = SystemTime::now();
+    let age = obj.freshness.age(now);
+    let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
+    let mut cs = Vec::with_capacity(40);
+    cs.extend_from_slice(b"verge; hit; ttl=");
+    cs.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
+    let out = &mut vc.out;
+    if not_modified(&req.headers, &obj.meta.headers) {
+        status_line(out, 304, b"Not Modified");
+        for name in ["cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"] {
+            for v in obj.meta.headers.get_all(name) {
+                field(out, name, v);
+            }
+        }
+    } else {
+        out.extend_from_slice(&obj.meta.head);
+        if body_allowed(obj.meta.status) {
+            number_field(out, "Content-Length", obj.body_len);
+        }
+    }
+    number_field(out, "Age", age.as_secs());
+    cache_fields(out, shard, &cs, true, close);
+    out.extend_from_slice(b"\r\n");
+    let send_body = req.method != crate::http::request::Method::Head
+        && body_allowed(obj.meta.status)
+        && !not_modified(&req.headers, &obj.meta.headers);
+    if send_body {
+        for chunk in &obj.body {
+            if vc.send(chunk).await.is_err() {
+                return After::Close;
+            }
+        }
+    }
+    After::KeepAlive
+}
+
+/// RFC 9110 §13.1.2 / §13.1.3 evaluated against a stored response (weak comparison for If-None-Match).
+fn not_modified(req: &Headers, stored: &Headers) -> bool {
+    if req.contains("if-none-match") {
+        let Some(etag) = stored.get("etag") else {
+            return false;
+        };
+        let etag = strip_weak(trim_ows(etag));
+        return req
+            .list("if-none-match")
+            .any(|t| t == b"*" || strip_weak(t) == etag);
+    }
+    if let Some(ims) = req.get("if-modified-since") {
+        let (Some(ims), Some(lm)) = (
+            parse_date(ims),
+            stored.get("last-modified").and_then(parse_date),
+        ) else {
+            return false;
+        };
+        return lm <= ims;
+    }
+    false
+}
+
+fn strip_weak(t: &[u8]) -> &[u8] {
+    t.strip_prefix(b"W/").unwrap_or(t)
+}
+
+fn parse_date(v: &[u8]) -> Option<SystemTime> {
+    httpdate::parse_http_date(std::str::from_utf8(v).ok()?).ok()
+}
+
+/// How following a fill ended.
+pub enum Followed {
+    Done(After),
+    /// Not served: go to the origin on your own.
+    Bypass,
+}
+
+/// Streams a fill's events to the viewer. `cs_fwd` is the Cache-Status `fwd=` reason.
+pub async fn follow(
+    shard: &Shard,
+    vc: &mut ViewerConn,
+    req: &RequestHead,
+    events: flume::Receiver<FillEvent>,
+    cs_fwd: &str,
+    collapsed: bool,
+    close: bool,
+) -> Followed {
+    let wait = shard.cfg.cache.collapse_timeout.get();
+    let first = futures_lite::future::or(async { events.recv_async().await.ok() }, async {
+        glommio::timer::sleep(wait).await;
+        None
+    })
+    .await;
+    let head = match first {
+        None | Some(FillEvent::Bypass) => return Followed::Bypass,
+        Some(FillEvent::Error(status, detail)) => {
+            let cs = format!("verge; fwd={cs_fwd}; detail=origin-error");
+            simple_response(&mut vc.out, status, detail, &cs, close, req.method == crate::http::request::Method::Head);
+            return Followed::Done(if close { After::Close } else { After::KeepAlive });
+        }
+        Some(FillEvent::Head(h)) => h,
+        Some(FillEvent::Data(_) | FillEvent::End | FillEvent::Abort) => {
+            return Followed::Done(After::Close);
+        }
+    };
+    if collapsed && !head.meta.vary.matches(&req.headers) {
+        return Followed::Bypass;
+    }
+    Followed::Done(stream(shard, vc, req, &head, &events, cs_fwd, collapsed, close).await)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    shard: &Shard,
+    vc: &mut ViewerConn,
+    req: &RequestHead,
+    head: &FillHead,
+    events: &flume::Receiver<FillEvent>,
+    cs_fwd: &str,
+    collapsed: bool,
+    close: bool,
+) -> After {
+    let is_head = req.method == crate::http::request::Method::Head;
+    let has_body = body_allowed(head.meta.status);
+    let mut cs = format!("verge; fwd={cs_fwd}");
+    match head.store {
+        Ok(ttl) => cs.push_str(&format!("; stored; ttl={}", ttl.as_secs())),
+        Err(why) => cs.push_str(&format!("; detail={why}")),
+    }
+    if collapsed {
+        cs.push_str("; collapsed");
+    }
+    let out = &mut vc.out;
+    out.extend_from_slice(&head.meta.head);
+    let (chunked, until_close) = match (has_body, head.content_length) {
+        (false, _) => (false, false),
+        (true, Some(n)) => {
+            number_field(out, "Content-Length", n);
+            (false, false)
+        }
+        (true, None) if req.version == Version::Http11 => {
+            if !is_head {
+                field(out, "Transfer-Encoding", b"chunked");
+            }
+            (true, false)
+        }
+        (true, None) => (false, true),
+    };
+    number_field(out, "Age", 0);
+    cache_fields(out, shard, cs.as_bytes(), false, close || until_close);
+    out.extend_from_slice(b"\r\n");
+    if vc.flush().await.is_err() {
+        return After::Close;
+    }
+    if is_head || !has_body {
+        return if close { After::Close } else { After::KeepAlive };
+    }
+    let mut hdr = Vec::with_capacity(20);
+    loop {
+        let ev = match events.recv_async().await {
+            Ok(ev) => ev,
+            Err(_) => return After::Close,
+        };
+        match ev {
+            FillEvent::Data(b) => {
+                let r = if chunked {
+                    hdr.clear();
+                    write_chunk_header(b.len(), &mut hdr);
+                    match vc.send(&hdr).await {
+                        Ok(()) => match vc.send(&b).await {
+                            Ok(()) => vc.send(CHUNK_TRAILER).await,
+                            e => e,
+                        },
+                        e => e,
+                    }
+                } else {
+                    vc.send(&b).await
+                };
+                if r.is_err() {
+                    return After::Close;
+                }
+                if events.is_empty() && vc.flush().await.is_err() {
+                    return After::Close;
+                }
+            }
+            FillEvent::End => {
+                if chunked && vc.send(LAST_CHUNK).await.is_err() {
+                    return After::Close;
+                }
+                return if close || until_close {
+                    After::Close
+                } else {
+                    After::KeepAlive
+                };
+            }
+            // Incomplete: close without the final chunk / before the declared length.
+            _ => {
+                let _ = vc.flush().await;
+                return After::Close;
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Shards: one glommio executor per core, each with its own listeners (SO_REUSEPORT), origin pool and
+//! owned cache state, sharing nothing mutable with the others.
+//!
+//! Ownership model: every cache key has one owner shard (`CacheKey::owner`). The owner alone holds the
+//! key's RAM entry, its in-flight fill and its uncacheable mark, so a miss makes one origin request for
+//! the whole process however many shards its viewers arrive on. A shard serving a viewer looks the key
+//! up locally when it is the owner, and otherwise asks the owner over the mesh (`mesh::MeshMsg`); bodies
+//! then travel as refcounted `Bytes`, never copied. Invariant: `Shard` is only touched by its own
+//! executor thread (it is `!Send`); other shards reach it only through its inbox.
+
+mod cpus;
+pub mod mesh;
+
+pub use cpus::allowed_cpus;
+
+use crate::cache::key::CacheKey;
+use crate::cache::owner::{Lookup, OwnerState};
+use crate::cache::policy::PolicyConfig;
+use crate::config::Config;
+use crate::http::framing::HeadLimits;
+use crate::origin::pool::{Origin, OriginSettings};
+use glommio::net::TcpListener;
+use mesh::{FillRequest, MeshMsg};
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Everything one shard owns.
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub cfg: Arc<Config>,
+    pub limits: HeadLimits,
+    pub origin: Rc<Origin>,
+    pub owner: RefCell<OwnerState>,
+    pub policy: PolicyConfig,
+    peers: Vec<flume::Sender<MeshMsg>>,
+    /// Dropped when draining starts: every `recv_async` on `drain_rx` then completes.
+    drain_tx: RefCell<Option<flume::Sender<()>>>,
+    pub drain_rx: flume::Receiver<()>,
+    pub draining: Cell<bool>,
+    pub open_connections: Cell<usize>,
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        cfg: Arc<Config>,
+        origin_addr: SocketAddr,
+        peers: Vec<flume::Sender<MeshMsg>>,
+    ) -> Rc<Self> {
+        let count = peers.len();
+        let limits = HeadLimits {
+            max_request_line: cfg.http.max_request_line,
+            max_header_bytes: cfg.http.max_header_bytes.0 as usize,
+            max_headers: cfg.http.max_headers,
+        };
+        let origin_limits = HeadLimits {
+            max_request_line: cfg.origin.max_response_header_bytes.0 as usize,
+            max_header_bytes: cfg.origin.max_response_header_bytes.0 as usize,
+            max_headers: 256,
+        };
+        let o = &cfg.origin;
+        let origin = Origin::new(OriginSettings {
+            addr: origin_addr,
+            authority: cfg.origin_addr().map(|a| a.authority).unwrap_or_default(),
+            connect_timeout: o.connect_timeout.get(),
+            first_byte_timeout: o.first_byte_timeout.get(),
+            read_timeout: o.read_timeout.get(),
+            idle_timeout: o.pool_idle_timeout.get(),
+            max_idle: o.max_idle_per_shard,
+            limits: origin_limits,
+        });
+        let per_shard_ram = cfg.cache.ram.0 / count as u64;
+        let owner = OwnerState::new(
+            per_shard_ram,
+            cfg.cache.max_object_size.0.min(per_shard_ram),
+            cfg.cache.max_waiters,
+        );
+        let policy = PolicyConfig {
+            heuristic_fraction: cfg.cache.heuristic_fraction,
+            heuristic_max: cfg.cache.heuristic_max.get(),
+            ..PolicyConfig::default()
+        };
+        let (drain_tx, drain_rx) = flume::bounded(1);
+        Rc::new(Shard {
+            id,
+            count,
+            cfg,
+            limits,
+            origin,
+            owner: RefCell::new(owner),
+            policy,
+            peers,
+            drain_tx: RefCell::new(Some(drain_tx)),
+            drain_rx,
+            draining: Cell::new(false),
+            open_connections: Cell::new(0),
+        })
+    }
+
+    /// Looks `key` up on its owner shard (locally when that is this shard).
+    pub async fn lookup(
+        self: &Rc<Self>,
+        key: &CacheKey,
+        fill: FillRequest,
+        refresh: bool,
+    ) -> Option<Lookup> {
+        let owner = key.owner(self.count);
+        if owner == self.id {
+            return Some(self.lookup_owned(key.clone(), fill, refresh));
+        }
+        let (reply, rx) = flume::bounded(1);
+        self.peers[owner]
+            .send(MeshMsg::Lookup {
+                key: key.clone(),
+                fill,
+                refresh,
+                reply,
+            })
+            .ok()?;
+        rx.recv_async().await.ok()
+    }
+
+    /// Lookup on the owner; starts the fill task on a miss.
+    fn lookup_owned(self: &Rc<Self>, key: CacheKey, fill: FillRequest, refresh: bool) -> Lookup {
+        let (found, new_fill) =
+            self.owner
+                .borrow_mut()
+                .lookup(&key, &fill.headers, refresh, SystemTime::now());
+        if let Some(nf) = new_fill {
+            let shard = self.clone();
+            glommio::spawn_local(crate::proxy::fill_task::run(shard, key, fill, nf.fill)).detach();
+        }
+        found
+    }
+
+    /// Drops `key`'s stored response on its owner.
+    pub fn invalidate(&self, key: &CacheKey) {
+        let owner = key.owner(self.count);
+        if owner == self.id {
+            self.owner.borrow_mut().invalidate(key);
+        } else {
+            let _ = self.peers[owner].send(MeshMsg::Invalidate { key: key.clone() });
+        }
+    }
+
+    fn begin_drain(&self) {
+        self.draining.set(true);
+        self.drain_tx.borrow_mut().take();
+    }
+
+    /// Serves messages from other shards until shutdown.
+    async fn mesh_loop(self: Rc<Self>, inbox: flume::Receiver<MeshMsg>) {
+        while let Ok(msg) = inbox.recv_async().await {
+            match msg {
+                MeshMsg::Lookup {
+                    key,
+                    fill,
+                    refresh,
+                    reply,
+                } => {
+                    let found = self.lookup_owned(key, fill, refresh);
+                    let _ = reply.send(found);
+                }
+                MeshMsg::Invalidate { key } => self.owner.borrow_mut().invalidate(&key),
+                MeshMsg::Shutdown => self.begin_drain(),
+            }
+        }
+    }
+
+    /// Accepts viewers on one listener until draining starts.
+    async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
+        loop {
+            let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+                let _ = self.drain_rx.recv_async().await;
+                None
+            })
+            .await;
+            let stream = match accepted {
+                None => return,
+                Some(Ok(s)) => s,
+                Some(Err(_)) => {
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            };
+            if self.open_connections.get() >= self.cfg.server.max_connections {
+                drop(stream);
+                continue;
+            }
+            let shard = self.clone();
+            glommio::spawn_local(crate::net::conn::serve(shard, stream)).detach();
+        }
+    }
+
+    /// The body of one shard's executor: bind, serve, and on shutdown drain within the bound.
+    pub async fn run(
+        self: Rc<Self>,
+        inbox: flume::Receiver<MeshMsg>,
+        ready: std::sync::mpsc::Sender<Result<(), String>>,
+    ) {
+        let mut listeners = Vec::new();
+        for addr in &self.cfg.server.listen {
+            match TcpListener::bind(addr.as_str()) {
+                Ok(l) => listeners.push(l),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("shard {}: cannot listen on {addr}: {e}", self.id)));
+                    return;
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+        glommio::spawn_local(self.clone().mesh_loop(inbox)).detach();
+        let accepts: Vec<_> = listeners
+            .into_iter()
+            .map(|l| glommio::spawn_local(self.clone().accept_loop(l)))
+            .collect();
+        for a in accepts {
+            a.await;
+        }
+        // Draining: listeners are closed; wait for open connections to finish, within the bound.
+        let deadline = Instant::now() + self.cfg.drain_timeout();
+        while self.open_connections.get() > 0 && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
