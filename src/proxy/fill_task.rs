@@ -55,11 +55,12 @@ pub async fn run(shard: Rc<Shard>, key: CacheKey, req: FillRequest, fill: Rc<Ref
         content_length: declared,
         store: p.decision.as_ref().map(|f| f.lifetime).map_err(|e| *e),
     });
-    fill.borrow_mut().publish(FillEvent::Head(fill_head));
     let mut storing = p.decision.is_ok();
     if !storing {
+        // Before the head goes out, so that only the first follower ever sees it.
         release(&shard, &key, &fill, true);
     }
+    fill.borrow_mut().publish(FillEvent::Head(fill_head));
     let mut received: u64 = 0;
     loop {
         match body.next().await {

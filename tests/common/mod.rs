@@ -426,3 +426,8 @@ pub fn get(v: &Verge, path: &str) -> Response {
 pub fn counter() -> Arc<Mutex<HashMap<String, usize>>> {
     Arc::new(Mutex::new(HashMap::new()))
 }
+
+/// CPUs this test process may use.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
