@@ -13,7 +13,7 @@ use std::time::Duration;
 /// The embedded default configuration file.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -69,17 +69,6 @@ pub struct CacheConfig {
     pub uncacheable_ttl: Millis,
     pub max_waiters: usize,
     pub collapse_timeout: Millis,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            http: HttpConfig::default(),
-            origin: OriginConfig::default(),
-            cache: CacheConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {
@@ -201,7 +190,10 @@ impl Config {
         if s.shards > cpus {
             return Err(invalid(
                 "server.shards",
-                format!("{} shards but only {cpus} CPUs are available to this process", s.shards),
+                format!(
+                    "{} shards but only {cpus} CPUs are available to this process",
+                    s.shards
+                ),
             ));
         }
         if s.max_connections == 0 {
@@ -212,7 +204,10 @@ impl Config {
             return Err(invalid("http.max_request_line", "must be at least 64"));
         }
         if h.max_header_bytes.0 < 1024 || h.max_header_bytes.0 > (16 << 20) {
-            return Err(invalid("http.max_header_bytes", "must be between 1KiB and 16MiB"));
+            return Err(invalid(
+                "http.max_header_bytes",
+                "must be between 1KiB and 16MiB",
+            ));
         }
         if h.max_headers == 0 || h.max_headers > 1000 {
             return Err(invalid("http.max_headers", "must be between 1 and 1000"));
@@ -233,12 +228,18 @@ impl Config {
             }
         }
         if h.max_requests_per_connection == 0 {
-            return Err(invalid("http.max_requests_per_connection", "must be at least 1"));
+            return Err(invalid(
+                "http.max_requests_per_connection",
+                "must be at least 1",
+            ));
         }
         self.origin_addr()?;
         let c = &self.cache;
         if !(0.0..=1.0).contains(&c.heuristic_fraction) {
-            return Err(invalid("cache.heuristic_fraction", "must be between 0 and 1"));
+            return Err(invalid(
+                "cache.heuristic_fraction",
+                "must be between 0 and 1",
+            ));
         }
         if c.max_waiters == 0 {
             return Err(invalid("cache.max_waiters", "must be at least 1"));
@@ -253,13 +254,19 @@ impl Config {
         let rest = if let Some(r) = url.strip_prefix("http://") {
             r
         } else if url.starts_with("https://") {
-            return Err(invalid(F, "https origins are not supported yet (plain http:// only)"));
+            return Err(invalid(
+                F,
+                "https origins are not supported yet (plain http:// only)",
+            ));
         } else {
             return Err(invalid(F, format!("{url:?} is not an http:// URL")));
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-            return Err(invalid(F, format!("{url:?}: expected http://host[:port] with no path")));
+            return Err(invalid(
+                F,
+                format!("{url:?}: expected http://host[:port] with no path"),
+            ));
         }
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
@@ -327,7 +334,11 @@ mod tests {
         assert!(e.contains("origin.url"), "{e}");
         let mut c = Config::default();
         c.server.listen = vec!["nonsense".into()];
-        assert!(c.validate().unwrap_err().to_string().contains("server.listen"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.listen"));
     }
 
     #[test]
@@ -337,7 +348,10 @@ mod tests {
         assert_eq!(c.origin_addr().unwrap().port, 80);
         c.origin.url = "http://127.0.0.1:9000/".into();
         let o = c.origin_addr().unwrap();
-        assert_eq!((o.host.as_str(), o.port, o.authority.as_str()), ("127.0.0.1", 9000, "127.0.0.1:9000"));
+        assert_eq!(
+            (o.host.as_str(), o.port, o.authority.as_str()),
+            ("127.0.0.1", 9000, "127.0.0.1:9000")
+        );
         c.origin.url = "http://[::1]:9000".into();
         assert_eq!(c.origin_addr().unwrap().host, "[::1]");
         c.origin.url = "http://h/path".into();

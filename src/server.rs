@@ -100,7 +100,10 @@ pub fn run(cfg: Config) -> Result<(), ServerError> {
         cfg.cache.ram.0 >> 20
     );
     let sig = wait_signal(&sigset);
-    eprintln!("verge: signal {sig}: draining (at most {:?})", cfg.drain_timeout());
+    eprintln!(
+        "verge: signal {sig}: draining (at most {:?})",
+        cfg.drain_timeout()
+    );
     for tx in &txs {
         let _ = tx.send(MeshMsg::Shutdown);
     }

@@ -23,7 +23,8 @@ const FDS_PER_CONNECTION: u64 = 2;
 /// Checks the limits; raises RLIMIT_NOFILE's soft limit towards the need; returns what is still short.
 pub fn check_limits(cfg: &Config, shards: usize) -> Vec<Warning> {
     let mut out = Vec::new();
-    let want_fds = (cfg.server.max_connections as u64 * shards as u64 * FDS_PER_CONNECTION).saturating_add(1024);
+    let want_fds = (cfg.server.max_connections as u64 * shards as u64 * FDS_PER_CONNECTION)
+        .saturating_add(1024);
     if let Some((soft, hard)) = getrlimit(libc::RLIMIT_NOFILE) {
         let mut soft = soft;
         if soft < want_fds && hard > soft {

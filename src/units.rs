@@ -39,12 +39,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "Mi" | "mi" | "MI" => 1 << 20,
         "Gi" | "gi" | "GI" => 1 << 30,
         "Ti" | "ti" | "TI" => 1 << 40,
-        _ => return Err(format!("unknown size unit in {s:?} (use B, KiB, MiB, GiB, TiB, k, M, G, T)")),
+        _ => {
+            return Err(format!(
+                "unknown size unit in {s:?} (use B, KiB, MiB, GiB, TiB, k, M, G, T)"
+            ))
+        }
     };
     if num.is_empty() {
         return Err(format!("no number in size {s:?}"));
     }
-    let v: f64 = num.parse().map_err(|_| format!("bad number in size {s:?}"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad number in size {s:?}"))?;
     let bytes = v * mult as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
         return Err(format!("size {s:?} out of range"));

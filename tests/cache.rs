@@ -58,7 +58,9 @@ fn httpdate(t: std::time::SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(mo - 1) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(mo - 1) as usize];
     format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
 }
 
@@ -70,12 +72,21 @@ fn miss_then_hit_with_one_origin_request() {
     assert_eq!(a.status, 200);
     assert_eq!(a.body, b"cached body");
     assert_eq!(a.x_cache(), "Miss from verge");
-    assert!(a.header("cache-status").unwrap().contains("fwd=miss"), "{a:?}");
-    assert!(a.header("cache-status").unwrap().contains("stored"), "{a:?}");
+    assert!(
+        a.header("cache-status").unwrap().contains("fwd=miss"),
+        "{a:?}"
+    );
+    assert!(
+        a.header("cache-status").unwrap().contains("stored"),
+        "{a:?}"
+    );
     let b = get(&v, "/cached");
     assert_eq!(b.body, b"cached body");
     assert_eq!(b.x_cache(), "Hit from verge");
-    assert!(b.header("cache-status").unwrap().starts_with("verge; hit"), "{b:?}");
+    assert!(
+        b.header("cache-status").unwrap().starts_with("verge; hit"),
+        "{b:?}"
+    );
     assert!(b.header("age").is_some());
     assert_eq!(b.header("via"), Some("1.1 verge"));
     assert_eq!(o.count("/cached"), 1);
@@ -109,7 +120,15 @@ fn explicit_and_heuristic_freshness_are_stored() {
 fn what_rfc_9111_forbids_is_not_stored() {
     let o = origin();
     let v = Verge::start(&o.url(), "");
-    for p in ["/no-store", "/private", "/no-cache", "/expired", "/bad-expires", "/no-validator", "/error"] {
+    for p in [
+        "/no-store",
+        "/private",
+        "/no-cache",
+        "/expired",
+        "/bad-expires",
+        "/no-validator",
+        "/error",
+    ] {
         let a = get(&v, p);
         assert_eq!(a.x_cache(), "Miss from verge", "{p}");
         let b = get(&v, p);
@@ -179,7 +198,10 @@ fn vary_keeps_variants_apart() {
     let a = get_with(&v, "/vary", "Accept-Encoding: gzip\r\n");
     assert_eq!(a.body, b"gzip");
     let b = get_with(&v, "/vary", "Accept-Encoding: br\r\n");
-    assert_eq!(b.body, b"br", "a different Accept-Encoding must not get the gzip variant");
+    assert_eq!(
+        b.body, b"br",
+        "a different Accept-Encoding must not get the gzip variant"
+    );
     assert_eq!(b.x_cache(), "Miss from verge");
     let c = get_with(&v, "/vary", "Accept-Encoding: br\r\n");
     assert_eq!(c.body, b"br");
@@ -193,7 +215,11 @@ fn unsafe_methods_stream_to_origin_and_invalidate() {
     get(&v, "/doc");
     assert_eq!(get(&v, "/doc").x_cache(), "Hit from verge");
     let body = vec![b'z'; 300_000];
-    let mut req = format!("POST /doc HTTP/1.1\r\nHost: example.test\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut req = format!(
+        "POST /doc HTTP/1.1\r\nHost: example.test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     req.extend_from_slice(&body);
     let (r, _) = raw(&v, &req);
     let r = r.unwrap();
@@ -201,10 +227,17 @@ fn unsafe_methods_stream_to_origin_and_invalidate() {
     assert_eq!(r.body.len(), body.len(), "origin echoed the whole body");
     assert_eq!(r.x_cache(), "Miss from verge");
     let after = get(&v, "/doc");
-    assert_eq!(after.x_cache(), "Miss from verge", "POST must invalidate the stored GET");
+    assert_eq!(
+        after.x_cache(),
+        "Miss from verge",
+        "POST must invalidate the stored GET"
+    );
     // Unknown methods are forwarded too, and invalidate as well.
     assert_eq!(get(&v, "/doc").x_cache(), "Hit from verge");
-    let (r, _) = raw(&v, b"PURGEISH /doc HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\n\r\n");
+    let (r, _) = raw(
+        &v,
+        b"PURGEISH /doc HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(r.unwrap().status, 200);
     assert_eq!(get(&v, "/doc").x_cache(), "Miss from verge");
     // A chunked upload is forwarded chunked, intact.
@@ -218,7 +251,11 @@ fn unsafe_methods_stream_to_origin_and_invalidate() {
 fn hop_by_hop_fields_are_dropped_and_via_xff_added() {
     let o = origin();
     let v = Verge::start(&o.url(), "");
-    let r = get_with(&v, "/hop", "Connection: X-Mine\r\nX-Mine: secret\r\nTE: trailers\r\nX-Forwarded-For: 10.0.0.1\r\n");
+    let r = get_with(
+        &v,
+        "/hop",
+        "Connection: X-Mine\r\nX-Mine: secret\r\nTE: trailers\r\nX-Forwarded-For: 10.0.0.1\r\n",
+    );
     assert!(r.header("x-secret").is_none(), "{r:?}");
     assert!(r.header("keep-alive").is_none());
     let req = o.requests().into_iter().find(|r| r.path == "/hop").unwrap();
@@ -233,9 +270,15 @@ fn absolute_form_targets_share_the_cache_key() {
     let o = origin();
     let v = Verge::start(&o.url(), "");
     get(&v, "/abs");
-    let (r, _) = raw(&v, b"GET http://example.test/abs HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    let (r, _) = raw(
+        &v,
+        b"GET http://example.test/abs HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    );
     assert_eq!(r.unwrap().x_cache(), "Hit from verge");
-    let (r, _) = raw(&v, b"GET http://EXAMPLE.test:80/abs HTTP/1.1\r\nHost: other\r\n\r\n");
+    let (r, _) = raw(
+        &v,
+        b"GET http://EXAMPLE.test:80/abs HTTP/1.1\r\nHost: other\r\n\r\n",
+    );
     assert_eq!(r.unwrap().x_cache(), "Hit from verge");
     assert_eq!(o.count("/abs"), 1);
 }

@@ -8,7 +8,14 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn origin() -> Origin {
-    Origin::start(|req, s| respond(s, "200 OK", "Cache-Control: max-age=300\r\n", req.path.as_bytes()))
+    Origin::start(|req, s| {
+        respond(
+            s,
+            "200 OK",
+            "Cache-Control: max-age=300\r\n",
+            req.path.as_bytes(),
+        )
+    })
 }
 
 /// Sends `bytes`, expects `status` and a closed connection; the origin must not have been asked.
@@ -16,10 +23,19 @@ fn rejected(v: &Verge, o: &Origin, bytes: &[u8], status: u16) {
     let before = o.requests().len();
     let (r, mut rd) = raw(v, bytes);
     let r = r.unwrap_or_else(|| panic!("no response to {:?}", String::from_utf8_lossy(bytes)));
-    assert_eq!(r.status, status, "{:?} -> {r:?}", String::from_utf8_lossy(bytes));
+    assert_eq!(
+        r.status,
+        status,
+        "{:?} -> {r:?}",
+        String::from_utf8_lossy(bytes)
+    );
     assert_eq!(r.header("connection"), Some("close"));
     assert!(rd.closed(), "connection must be closed after {status}");
-    assert_eq!(o.requests().len(), before, "a rejected request must not reach the origin");
+    assert_eq!(
+        o.requests().len(),
+        before,
+        "a rejected request must not reach the origin"
+    );
 }
 
 #[test]
@@ -57,8 +73,14 @@ fn ambiguous_framing_is_rejected_with_400() {
 fn bad_chunked_request_bodies_are_rejected() {
     let o = origin();
     let v = Verge::start(&o.url(), "");
-    for body in [&b"zz\r\nabc\r\n0\r\n\r\n"[..], b"3\nabc\r\n0\r\n\r\n", b"3\r\nabcX\r\n0\r\n\r\n", b"fffffffffffffffff\r\n"] {
-        let mut req = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for body in [
+        &b"zz\r\nabc\r\n0\r\n\r\n"[..],
+        b"3\nabc\r\n0\r\n\r\n",
+        b"3\r\nabcX\r\n0\r\n\r\n",
+        b"fffffffffffffffff\r\n",
+    ] {
+        let mut req =
+            b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         req.extend_from_slice(body);
         let (r, mut rd) = raw(&v, &req);
         let r = r.unwrap();
@@ -74,10 +96,23 @@ fn limits_answer_414_431_413() {
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "x".repeat(300));
     rejected(&v, &o, long.as_bytes(), 414);
     let many: String = (0..20).map(|i| format!("X-{i}: 1\r\n")).collect();
-    rejected(&v, &o, format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes(), 431);
-    let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "y".repeat(3000));
+    rejected(
+        &v,
+        &o,
+        format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes(),
+        431,
+    );
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(3000)
+    );
     rejected(&v, &o, big.as_bytes(), 431);
-    rejected(&v, &o, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n", 413);
+    rejected(
+        &v,
+        &o,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n",
+        413,
+    );
     // A chunked upload that grows past the limit is cut off with 413 too.
     let mut req = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
@@ -105,7 +140,8 @@ fn keep_alive_and_pipelined_responses_in_order() {
     assert_eq!(h.status, 200);
     assert_eq!(rd.response("GET").unwrap().body, b"/p4");
     // Still open: another request on the same connection works.
-    rd.s.write_all(b"GET /p2 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    rd.s.write_all(b"GET /p2 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
     let again = rd.response("GET").unwrap();
     assert_eq!(again.body, b"/p2");
     assert_eq!(again.x_cache(), "Hit from verge");
@@ -118,7 +154,10 @@ fn http10_and_connection_close() {
     let (r, mut rd) = raw(&v, b"GET /c HTTP/1.0\r\n\r\n");
     assert_eq!(r.unwrap().body, b"/c");
     assert!(rd.closed());
-    let (r, mut rd) = raw(&v, b"GET /c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let (r, mut rd) = raw(
+        &v,
+        b"GET /c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.unwrap().header("connection"), Some("close"));
     assert!(rd.closed());
 }
@@ -129,14 +168,23 @@ fn request_cap_closes_after_n() {
     let v = Verge::start(&o.url(), "[http]\nmax_requests_per_connection = 2\n");
     let mut rd = send(&v, b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /a HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(rd.response("GET").unwrap().header("connection").is_none());
-    assert_eq!(rd.response("GET").unwrap().header("connection"), Some("close"));
-    assert!(rd.response("GET").is_none(), "the third request is not answered on this connection");
+    assert_eq!(
+        rd.response("GET").unwrap().header("connection"),
+        Some("close")
+    );
+    assert!(
+        rd.response("GET").is_none(),
+        "the third request is not answered on this connection"
+    );
 }
 
 #[test]
 fn slowloris_head_times_out_and_idle_connections_close() {
     let o = origin();
-    let v = Verge::start(&o.url(), "[http]\nheader_read_timeout = \"600ms\"\nkeepalive_timeout = \"400ms\"\n");
+    let v = Verge::start(
+        &o.url(),
+        "[http]\nheader_read_timeout = \"600ms\"\nkeepalive_timeout = \"400ms\"\n",
+    );
     let mut s = v.connect();
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap();
     let t = Instant::now();
@@ -147,7 +195,10 @@ fn slowloris_head_times_out_and_idle_connections_close() {
     // Dribbling a byte at a time does not extend the head deadline.
     let mut s = v.connect();
     let t = Instant::now();
-    for b in b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ".iter().chain(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter()) {
+    for b in b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "
+        .iter()
+        .chain(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter())
+    {
         if s.write_all(&[*b]).is_err() {
             break;
         }
@@ -156,7 +207,10 @@ fn slowloris_head_times_out_and_idle_connections_close() {
             break;
         }
     }
-    assert!(t.elapsed() < Duration::from_secs(3), "the head deadline must cut a dribbling client");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the head deadline must cut a dribbling client"
+    );
     // An idle keep-alive connection is closed after keepalive_timeout.
     let s = v.connect();
     let t = Instant::now();

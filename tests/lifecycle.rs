@@ -14,7 +14,10 @@ fn run_verge(args: &[&str]) -> (i32, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
@@ -33,7 +36,10 @@ fn a_bad_config_names_the_field_and_exits_before_listening() {
         let listen = format!("127.0.0.1:{port}");
         let (code, err) = run_verge(&["--config", cfg.to_str().unwrap(), "--listen", &listen]);
         assert_ne!(code, 0, "{text}");
-        assert!(err.contains(field), "{text:?}: stderr {err:?} must name {field}");
+        assert!(
+            err.contains(field),
+            "{text:?}: stderr {err:?} must name {field}"
+        );
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     }
     let (code, err) = run_verge(&["--origin", "http://127.0.0.1:1", "--ram", "lots"]);
@@ -41,21 +47,27 @@ fn a_bad_config_names_the_field_and_exits_before_listening() {
     assert!(err.contains("--ram"), "{err}");
     let (code, _) = run_verge(&["--check-config"]);
     assert_eq!(code, 0);
-    let out = Command::new(env!("CARGO_BIN_EXE_verge")).arg("--print-default-config").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_verge"))
+        .arg("--print-default-config")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("max_request_body"));
 }
 
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits() {
     let o = Origin::start(|_, s| {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nCache-Control: no-store\r\n\r\nhello");
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nCache-Control: no-store\r\n\r\nhello",
+        );
         thread::sleep(Duration::from_millis(800));
         let _ = s.write_all(b"world");
         Then::KeepAlive
     });
     let mut v = Verge::start(&o.url(), "[server]\ndrain_timeout = \"5s\"\n");
     let mut s = v.connect();
-    s.write_all(b"GET /drain HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    s.write_all(b"GET /drain HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
     let mut tmp = [0u8; 512];
     let _ = s.read(&mut tmp).unwrap();
     let idle = v.connect();
@@ -73,7 +85,10 @@ fn sigterm_drains_in_flight_requests_then_exits() {
         }
     }
     let text = String::from_utf8_lossy(&all);
-    assert!(text.contains("helloworld") || text.trim_end_matches('\0').ends_with("world"), "{text:?}");
+    assert!(
+        text.contains("helloworld") || text.trim_end_matches('\0').ends_with("world"),
+        "{text:?}"
+    );
     // The idle connection was closed, new connections are refused, and the process exits.
     let mut idle_rd = Reader::new(idle);
     assert!(idle_rd.closed());
@@ -81,7 +96,10 @@ fn sigterm_drains_in_flight_requests_then_exits() {
         if let Some(st) = v.child.try_wait().unwrap() {
             break st;
         }
-        assert!(t.elapsed() < Duration::from_secs(8), "verge did not exit after SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "verge did not exit after SIGTERM"
+        );
         thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
@@ -111,8 +129,15 @@ fn waiting_lists_are_bounded() {
     assert!(rs.iter().all(|r| r.body == b"slow"));
     let full = rs
         .iter()
-        .filter(|r| r.header("cache-status").unwrap().contains("waiting-list-full"))
+        .filter(|r| {
+            r.header("cache-status")
+                .unwrap()
+                .contains("waiting-list-full")
+        })
         .count();
-    assert_eq!(full, 2, "two viewers past the bound went to the origin on their own");
+    assert_eq!(
+        full, 2,
+        "two viewers past the bound went to the origin on their own"
+    );
     assert_eq!(o.count("/wl"), 3);
 }

@@ -17,9 +17,16 @@ fn refused_origin_is_502_well_under_a_second() {
     let r = get(&v, "/x");
     assert_eq!(r.status, 502);
     assert_eq!(r.x_cache(), "Error from verge");
-    assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
     // The connection stays usable after a 502.
-    let mut rd = send(&v, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut rd = send(
+        &v,
+        b"GET /x HTTP/1.1\r\nHost: a\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
     assert_eq!(rd.response("GET").unwrap().status, 502);
     assert_eq!(rd.response("GET").unwrap().status, 502);
 }
@@ -36,14 +43,20 @@ fn silent_origin_is_504_after_the_first_byte_timeout() {
     let t = Instant::now();
     let r = get(&v, "/hang");
     assert_eq!(r.status, 504);
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(o.count("/hang"), 1, "a timed-out request is not re-sent");
 }
 
 #[test]
 fn a_stalled_body_is_cut_not_stored() {
     let o = Origin::start(|_, s| {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 10\r\n\r\nabc");
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 10\r\n\r\nabc",
+        );
         thread::sleep(Duration::from_secs(2));
         Then::Close
     });
@@ -79,12 +92,23 @@ fn garbage_and_ambiguous_origin_responses_are_502() {
 
 #[test]
 fn keep_alive_to_the_origin_is_reused() {
-    let o = Origin::start(|req, s| respond(s, "200 OK", "Cache-Control: no-store\r\n", req.path.as_bytes()));
+    let o = Origin::start(|req, s| {
+        respond(
+            s,
+            "200 OK",
+            "Cache-Control: no-store\r\n",
+            req.path.as_bytes(),
+        )
+    });
     let v = Verge::start(&o.url(), "[server]\nshards = 1\n");
     for i in 0..10 {
         assert_eq!(get(&v, &format!("/k{i}")).status, 200);
     }
-    assert_eq!(o.connections.load(Ordering::SeqCst), 1, "one pooled origin connection for sequential requests");
+    assert_eq!(
+        o.connections.load(Ordering::SeqCst),
+        1,
+        "one pooled origin connection for sequential requests"
+    );
 }
 
 #[test]
@@ -92,7 +116,12 @@ fn a_pooled_connection_closed_by_the_origin_is_retried_once() {
     // The origin answers keep-alive responses but closes each connection right after: the next request
     // on that pooled connection fails before any response byte and must be re-sent once, on a new one.
     let o = Origin::start(|req, s| {
-        respond(s, "200 OK", "Cache-Control: no-store\r\n", req.path.as_bytes());
+        respond(
+            s,
+            "200 OK",
+            "Cache-Control: no-store\r\n",
+            req.path.as_bytes(),
+        );
         Then::Close
     });
     let v = Verge::start(&o.url(), "[server]\nshards = 1\n");
@@ -119,9 +148,16 @@ fn a_request_is_never_sent_more_than_twice() {
     let r = get(&v, "/drop");
     assert_eq!(r.status, 502);
     thread::sleep(Duration::from_millis(100));
-    assert!(seen.load(Ordering::SeqCst) <= 2, "sent {} times", seen.load(Ordering::SeqCst));
+    assert!(
+        seen.load(Ordering::SeqCst) <= 2,
+        "sent {} times",
+        seen.load(Ordering::SeqCst)
+    );
     // A POST is never re-sent at all.
-    let (r, _) = raw(&v, b"POST /drop-post HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
+    let (r, _) = raw(
+        &v,
+        b"POST /drop-post HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+    );
     assert_eq!(r.unwrap().status, 502);
     assert_eq!(o.count("/drop-post"), 1);
 }

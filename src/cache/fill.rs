@@ -61,7 +61,8 @@ impl Fill {
     /// Adds a subscriber, replaying what was already received. `None` when the waiting list is full
     /// (or the fill no longer keeps its chunks and so cannot replay them).
     pub fn subscribe(&mut self) -> Option<flume::Receiver<FillEvent>> {
-        if self.subscribers.len() >= self.max_waiters || (!self.keep_chunks && self.head.is_some()) {
+        if self.subscribers.len() >= self.max_waiters || (!self.keep_chunks && self.head.is_some())
+        {
             return None;
         }
         let (tx, rx) = flume::unbounded();
@@ -122,7 +123,12 @@ mod tests {
 
     fn head() -> Arc<FillHead> {
         Arc::new(FillHead {
-            meta: Arc::new(ResponseMeta::new(200, b"OK", Headers::new(), Default::default())),
+            meta: Arc::new(ResponseMeta::new(
+                200,
+                b"OK",
+                Headers::new(),
+                Default::default(),
+            )),
             content_length: Some(3),
             store: Ok(Duration::from_secs(1)),
         })

@@ -4,7 +4,6 @@
 //! every shard of one process (the hash has fixed seeds), so every shard routes a key to the same owner.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
 
 /// A normalised cache key, e.g. `http://example.com/a?b=1`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -44,9 +43,7 @@ impl CacheKey {
         if shards <= 1 {
             return 0;
         }
-        let mut h = route_hasher().build_hasher();
-        self.0.hash(&mut h);
-        (h.finish() % shards as u64) as usize
+        (route_hasher().hash_one(&self.0) % shards as u64) as usize
     }
 
     /// Heap bytes held by the key (for cache accounting).

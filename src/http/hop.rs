@@ -27,7 +27,9 @@ pub fn strip_hop_by_hop(h: &mut Headers) {
         .map(|t| t.to_ascii_lowercase())
         .collect();
     h.retain(|name, _| {
-        !HOP_BY_HOP.iter().any(|x| name.eq_ignore_ascii_case(x.as_bytes()))
+        !HOP_BY_HOP
+            .iter()
+            .any(|x| name.eq_ignore_ascii_case(x.as_bytes()))
             && !named.iter().any(|n| name.eq_ignore_ascii_case(n))
     });
 }

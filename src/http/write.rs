@@ -76,7 +76,11 @@ pub fn simple_response(
 ) {
     let body = format!("{} {}: {}\n", status, reason_phrase(status), detail);
     status_line(out, status, reason_phrase(status).as_bytes());
-    field(out, "Date", httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    field(
+        out,
+        "Date",
+        httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+    );
     field(out, "Content-Type", b"text/plain; charset=utf-8");
     field(out, "Cache-Control", b"no-store");
     field(out, "Cache-Status", cache_status.as_bytes());

@@ -91,7 +91,9 @@ impl RequestBody {
             match vc.read_more(self.timeout).await {
                 Ok(0) => return Err(BodyError::Closed),
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(BodyError::Timeout),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(BodyError::Timeout)
+                }
                 Err(_) => return Err(BodyError::Closed),
             }
         }

@@ -59,7 +59,9 @@ impl ViewerConn {
 
     /// Reads more bytes into `rbuf` waiting at most `timeout`; `Ok(0)` when the viewer closed.
     pub async fn read_more(&mut self, timeout: Duration) -> io::Result<usize> {
-        let _ = self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+        let _ = self
+            .stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
         let start = self.rbuf.len();
         self.rbuf.resize(start + READ_CHUNK, 0);
         let r = self.stream.read(&mut self.rbuf[start..]).await;
@@ -73,7 +75,9 @@ impl ViewerConn {
 struct OpenGuard(Rc<Shard>);
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open_connections.set(self.0.open_connections.get() - 1);
+        self.0
+            .open_connections
+            .set(self.0.open_connections.get() - 1);
     }
 }
 
@@ -105,7 +109,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             Ok(h) => h,
             Err(HeadOutcome::Quiet) => break,
             Err(HeadOutcome::Reject(status, reason)) => {
-                simple_response(&mut vc.out, status, reason, "verge; fwd=request", true, false);
+                simple_response(
+                    &mut vc.out,
+                    status,
+                    reason,
+                    "verge; fwd=request",
+                    true,
+                    false,
+                );
                 break;
             }
         };
@@ -154,11 +165,14 @@ async fn read_head(shard: &Rc<Shard>, vc: &mut ViewerConn) -> Result<RequestHead
             })
             .await
         } else {
-            let deadline =
-                *head_deadline.get_or_insert_with(|| Instant::now() + http.header_read_timeout.get());
+            let deadline = *head_deadline
+                .get_or_insert_with(|| Instant::now() + http.header_read_timeout.get());
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(HeadOutcome::Reject(408, "request head not received in time"));
+                return Err(HeadOutcome::Reject(
+                    408,
+                    "request head not received in time",
+                ));
             }
             vc.read_more(left).await
         };
@@ -170,7 +184,10 @@ async fn read_head(shard: &Rc<Shard>, vc: &mut ViewerConn) -> Result<RequestHead
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::TimedOut && !idle => {
-                return Err(HeadOutcome::Reject(408, "request head not received in time"))
+                return Err(HeadOutcome::Reject(
+                    408,
+                    "request head not received in time",
+                ))
             }
             Err(_) => return Err(HeadOutcome::Quiet),
         }

@@ -62,16 +62,23 @@ impl Origin {
 
     /// A pooled connection if a live one is idle, else a new one.
     pub async fn checkout(&self) -> Result<OriginConn, OriginError> {
+        if let Some(conn) = self.take_idle() {
+            return Ok(conn);
+        }
+        self.connect().await
+    }
+
+    /// The most recently used idle connection that has not outlived the idle timeout.
+    fn take_idle(&self) -> Option<OriginConn> {
         let now = Instant::now();
         let mut idle = self.idle.borrow_mut();
         while let Some((mut conn, since)) = idle.pop() {
             if now.duration_since(since) < self.settings.idle_timeout {
                 conn.reused = true;
-                return Ok(conn);
+                return Some(conn);
             }
         }
-        drop(idle);
-        self.connect().await
+        None
     }
 
     /// A new connection (connect timeout applies).
@@ -120,14 +127,12 @@ impl Origin {
     ) -> Result<OriginResponse, OriginError> {
         let mut conn = self.checkout().await?;
         if conn.reused {
-            match conn.write_all(head).await {
-                Ok(()) => match conn.read_response(self, is_head).await {
-                    Err((e, true)) => {
-                        tracing_stale(&e);
-                    }
+            if conn.write_all(head).await.is_ok() {
+                match conn.read_response(self, is_head).await {
+                    // A pooled connection the origin had already closed: expected now and then.
+                    Err((_, true)) => {}
                     other => return other.map_err(|(e, _)| e),
-                },
-                Err(e) => tracing_stale(&e),
+                }
             }
             conn = self.connect().await?;
         }
@@ -136,17 +141,17 @@ impl Origin {
     }
 }
 
-fn tracing_stale(_e: &OriginError) {
-    // A pooled connection the origin had already closed: expected now and then, retried once.
-}
-
 impl OriginConn {
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), OriginError> {
         self.stream.write_all(data).await.map_err(OriginError::Io)
     }
 
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
-    pub(crate) async fn fill(&mut self, timeout: Duration, on_timeout: OriginError) -> Result<usize, OriginError> {
+    pub(crate) async fn fill(
+        &mut self,
+        timeout: Duration,
+        on_timeout: OriginError,
+    ) -> Result<usize, OriginError> {
         let _ = self.stream.set_read_timeout(Some(timeout));
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK, 0);
@@ -174,8 +179,6 @@ impl OriginConn {
                     continue;
                 }
                 Ok(Some(head)) => {
-                    let reuse = std::mem::replace(&mut self.reused, true);
-                    let _ = reuse;
                     let body = OriginBody::new(self, origin.clone(), &head);
                     return Ok(OriginResponse { head, body });
                 }
@@ -186,11 +189,19 @@ impl OriginConn {
                 Err(ResponseError::Malformed(m)) => return Err((OriginError::Malformed(m), false)),
             }
             let fresh = !received_any;
-            match self.fill(s.first_byte_timeout, OriginError::FirstByteTimeout).await {
+            match self
+                .fill(s.first_byte_timeout, OriginError::FirstByteTimeout)
+                .await
+            {
                 Ok(0) if self.buf.is_empty() && fresh => {
                     return Err((OriginError::ClosedBeforeHead, true))
                 }
-                Ok(0) => return Err((OriginError::Malformed("connection closed inside the head"), false)),
+                Ok(0) => {
+                    return Err((
+                        OriginError::Malformed("connection closed inside the head"),
+                        false,
+                    ))
+                }
                 Ok(_) => received_any = true,
                 Err(e @ OriginError::Io(_)) => return Err((e, fresh)),
                 Err(e) => return Err((e, false)),

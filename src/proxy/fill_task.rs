@@ -37,7 +37,8 @@ pub async fn run(shard: Rc<Shard>, key: CacheKey, req: FillRequest, fill: Rc<Ref
     let resp = match shard.origin.send(&req.head, false).await {
         Ok(r) => r,
         Err(e) => {
-            fill.borrow_mut().publish(FillEvent::Error(e.status(), e.detail()));
+            fill.borrow_mut()
+                .publish(FillEvent::Error(e.status(), e.detail()));
             shard.owner.borrow_mut().finish_fill(&key, &fill);
             return;
         }
@@ -129,21 +130,45 @@ fn prepare(
     let mut headers = head.headers;
     strip_hop_by_hop(&mut headers);
     headers.remove("content-length");
-    let corrected_initial_age = policy::corrected_initial_age(&headers, request_time, response_time);
+    let corrected_initial_age =
+        policy::corrected_initial_age(&headers, request_time, response_time);
     headers.remove("age");
     if !headers.contains("date") {
         headers.push("Date", httpdate::fmt_http_date(response_time));
     }
     let vary = VarySpec::capture(&headers, req_headers);
     let cc = CacheControl::parse(&headers);
-    let decision = decide(shard, req_headers, status, &headers, &cc, response_time, corrected_initial_age)
-        .and_then(|f| if vary.is_some() { Ok(f) } else { Err("vary-star") });
+    let decision = decide(
+        shard,
+        req_headers,
+        status,
+        &headers,
+        &cc,
+        response_time,
+        corrected_initial_age,
+    )
+    .and_then(|f| {
+        if vary.is_some() {
+            Ok(f)
+        } else {
+            Err("vary-star")
+        }
+    });
     let vary = vary.unwrap_or_default();
     let unstored = policy::fields_not_to_store(&headers, &cc);
     let stored_meta = if decision.is_ok() && unstored.iter().any(|f| headers.contains(f)) {
         let mut h = headers.clone();
-        h.retain(|n, _| !unstored.iter().any(|u| n.eq_ignore_ascii_case(u.as_bytes())));
-        Some(Arc::new(ResponseMeta::new(status, &head.reason, h, vary.clone())))
+        h.retain(|n, _| {
+            !unstored
+                .iter()
+                .any(|u| n.eq_ignore_ascii_case(u.as_bytes()))
+        });
+        Some(Arc::new(ResponseMeta::new(
+            status,
+            &head.reason,
+            h,
+            vary.clone(),
+        )))
     } else {
         None
     };
@@ -175,7 +200,8 @@ fn decide(
         // Stored responses that need revalidation on every use are useless until revalidation exists.
         return Err("no-cache");
     }
-    let (lifetime, _heuristic) = policy::freshness_lifetime(status, headers, response_time, &shard.policy);
+    let (lifetime, _heuristic) =
+        policy::freshness_lifetime(status, headers, response_time, &shard.policy);
     if lifetime <= corrected_initial_age {
         return Err("stale-on-arrival");
     }

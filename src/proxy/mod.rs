@@ -31,15 +31,34 @@ pub enum After {
 
 /// Handles one request; its response is written (or queued) on `vc`. `close`: the connection ends
 /// after this response (the response says so).
-pub async fn handle(shard: &Rc<Shard>, vc: &mut ViewerConn, req: RequestHead, close: bool) -> After {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    vc: &mut ViewerConn,
+    req: RequestHead,
+    close: bool,
+) -> After {
     let is_head = req.method == Method::Head;
     if req.method == Method::Connect {
-        simple_response(&mut vc.out, 405, "CONNECT is not supported", "verge; fwd=method", true, false);
+        simple_response(
+            &mut vc.out,
+            405,
+            "CONNECT is not supported",
+            "verge; fwd=method",
+            true,
+            false,
+        );
         return After::Close;
     }
     if let BodyFraming::Length(n) = req.framing {
         if n > shard.cfg.http.max_request_body.0 {
-            simple_response(&mut vc.out, 413, "request body larger than the limit", "verge; fwd=request", true, is_head);
+            simple_response(
+                &mut vc.out,
+                413,
+                "request body larger than the limit",
+                "verge; fwd=request",
+                true,
+                is_head,
+            );
             return After::Close;
         }
     }
@@ -51,7 +70,10 @@ pub async fn handle(shard: &Rc<Shard>, vc: &mut ViewerConn, req: RequestHead, cl
     let has_body = !matches!(req.framing, BodyFraming::None | BodyFraming::Length(0));
     let cs_pass = if !matches!(req.method, Method::Get | Method::Head) {
         Some("verge; fwd=method")
-    } else if has_body || req.headers.contains("authorization") || policy::request_forbids_store(&req.headers) {
+    } else if has_body
+        || req.headers.contains("authorization")
+        || policy::request_forbids_store(&req.headers)
+    {
         Some("verge; fwd=request")
     } else {
         None
@@ -72,7 +94,16 @@ pub async fn handle(shard: &Rc<Shard>, vc: &mut ViewerConn, req: RequestHead, cl
             match respond::follow(shard, vc, &req, events, cs_fwd, !started, close).await {
                 Followed::Done(after) => after,
                 Followed::Bypass => {
-                    pass::run(shard, vc, &req, &key, &host, "verge; fwd=uri-miss; detail=uncacheable", close).await
+                    pass::run(
+                        shard,
+                        vc,
+                        &req,
+                        &key,
+                        &host,
+                        "verge; fwd=uri-miss; detail=uncacheable",
+                        close,
+                    )
+                    .await
                 }
             }
         }
@@ -84,7 +115,14 @@ pub async fn handle(shard: &Rc<Shard>, vc: &mut ViewerConn, req: RequestHead, cl
             pass::run(shard, vc, &req, &key, &host, cs, close).await
         }
         None => {
-            simple_response(&mut vc.out, 503, "owner shard unavailable", "verge; fwd=miss", close, is_head);
+            simple_response(
+                &mut vc.out,
+                503,
+                "owner shard unavailable",
+                "verge; fwd=miss",
+                close,
+                is_head,
+            );
             if close {
                 After::Close
             } else {

@@ -34,7 +34,12 @@ pub fn fill_head(req: &RequestHead, host: &[u8], peer: Option<SocketAddr>) -> By
 }
 
 /// The head for forwarding the request as it is (pass).
-pub fn forward_head(req: &RequestHead, host: &[u8], peer: Option<SocketAddr>, body: BodyOut) -> Bytes {
+pub fn forward_head(
+    req: &RequestHead,
+    host: &[u8],
+    peer: Option<SocketAddr>,
+    body: BodyOut,
+) -> Bytes {
     build(req, req.method.as_bytes(), host, peer, body, &[])
 }
 
@@ -71,7 +76,11 @@ fn build(
         xff.extend_from_slice(p.ip().to_string().as_bytes());
     }
     if !xff.is_empty() {
-        field(&mut out, "X-Forwarded-For", xff.strip_suffix(b", ").unwrap_or(&xff));
+        field(
+            &mut out,
+            "X-Forwarded-For",
+            xff.strip_suffix(b", ").unwrap_or(&xff),
+        );
     }
     match body {
         BodyOut::None => {}

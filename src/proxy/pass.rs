@@ -22,7 +22,15 @@ use crate::shard::Shard;
 use std::rc::Rc;
 
 /// Forwards `req` and streams the answer. `cs` is the Cache-Status value to send.
-pub async fn run(shard: &Rc<Shard>, vc: &mut ViewerConn, req: &RequestHead, key: &CacheKey, host: &[u8], cs: &str, close: bool) -> After {
+pub async fn run(
+    shard: &Rc<Shard>,
+    vc: &mut ViewerConn,
+    req: &RequestHead,
+    key: &CacheKey,
+    host: &[u8],
+    cs: &str,
+    close: bool,
+) -> After {
     let is_head = req.method == Method::Head;
     let body_out = match req.framing {
         BodyFraming::Length(0) | BodyFraming::None | BodyFraming::UntilClose => BodyOut::None,
@@ -31,7 +39,11 @@ pub async fn run(shard: &Rc<Shard>, vc: &mut ViewerConn, req: &RequestHead, key:
     };
     let head = forward_head(req, host, vc.peer, body_out);
     let sent = if body_out == BodyOut::None {
-        shard.origin.send(&head, is_head).await.map_err(Failure::Origin)
+        shard
+            .origin
+            .send(&head, is_head)
+            .await
+            .map_err(Failure::Origin)
     } else {
         send_with_body(shard, vc, req, &head, body_out).await
     };
@@ -41,18 +53,43 @@ pub async fn run(shard: &Rc<Shard>, vc: &mut ViewerConn, req: &RequestHead, key:
             let detail = format!("{cs}; detail=origin-error");
             let close = close || body_out != BodyOut::None;
             simple_response(&mut vc.out, e.status(), e.detail(), &detail, close, is_head);
-            return if close { After::Close } else { After::KeepAlive };
+            return if close {
+                After::Close
+            } else {
+                After::KeepAlive
+            };
         }
         Err(Failure::Viewer(BodyError::TooLarge)) => {
-            simple_response(&mut vc.out, 413, "request body larger than the limit", cs, true, is_head);
+            simple_response(
+                &mut vc.out,
+                413,
+                "request body larger than the limit",
+                cs,
+                true,
+                is_head,
+            );
             return After::Close;
         }
         Err(Failure::Viewer(BodyError::Malformed)) => {
-            simple_response(&mut vc.out, 400, "malformed chunked request body", cs, true, is_head);
+            simple_response(
+                &mut vc.out,
+                400,
+                "malformed chunked request body",
+                cs,
+                true,
+                is_head,
+            );
             return After::Close;
         }
         Err(Failure::Viewer(BodyError::Timeout)) => {
-            simple_response(&mut vc.out, 408, "request body not received in time", cs, true, is_head);
+            simple_response(
+                &mut vc.out,
+                408,
+                "request body not received in time",
+                cs,
+                true,
+                is_head,
+            );
             return After::Close;
         }
         Err(Failure::Viewer(BodyError::Closed)) => return After::Close,
@@ -86,10 +123,16 @@ async fn send_with_body(
     let mut conn = shard.origin.connect().await.map_err(Failure::Origin)?;
     if req.expect_continue {
         vc.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        vc.flush().await.map_err(|_| Failure::Viewer(BodyError::Closed))?;
+        vc.flush()
+            .await
+            .map_err(|_| Failure::Viewer(BodyError::Closed))?;
     }
     conn.write_all(head).await.map_err(Failure::Origin)?;
-    let mut body = RequestBody::new(req.framing, http.max_request_body.0, http.body_read_timeout.get());
+    let mut body = RequestBody::new(
+        req.framing,
+        http.max_request_body.0,
+        http.body_read_timeout.get(),
+    );
     let mut hdr = Vec::with_capacity(20);
     while let Some(piece) = body.next(vc).await.map_err(Failure::Viewer)? {
         if body_out == BodyOut::Chunked {
@@ -97,7 +140,9 @@ async fn send_with_body(
             write_chunk_header(piece.len(), &mut hdr);
             conn.write_all(&hdr).await.map_err(Failure::Origin)?;
             conn.write_all(&piece).await.map_err(Failure::Origin)?;
-            conn.write_all(CHUNK_TRAILER).await.map_err(Failure::Origin)?;
+            conn.write_all(CHUNK_TRAILER)
+                .await
+                .map_err(Failure::Origin)?;
         } else {
             conn.write_all(&piece).await.map_err(Failure::Origin)?;
         }
@@ -126,7 +171,10 @@ async fn forward_response(
     strip_hop_by_hop(&mut headers);
     headers.remove("content-length");
     if !headers.contains("date") {
-        headers.push("Date", httpdate::fmt_http_date(std::time::SystemTime::now()));
+        headers.push(
+            "Date",
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+        );
     }
     let out = &mut vc.out;
     status_line(out, head.status, &head.reason);

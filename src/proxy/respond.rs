@@ -46,7 +46,13 @@ pub fn cache_fields(out: &mut Vec<u8>, shard: &Shard, cache_status: &[u8], hit: 
 }
 
 /// Answers from a stored object.
-pub async fn hit(shard: &Shard, vc: &mut ViewerConn, req: &RequestHead, obj: &Arc<StoredObject>, close: bool) -> After {
+pub async fn hit(
+    shard: &Shard,
+    vc: &mut ViewerConn,
+    req: &RequestHead,
+    obj: &Arc<StoredObject>,
+    close: bool,
+) -> After {
     let now = SystemTime::now();
     let age = obj.freshness.age(now);
     let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
@@ -56,7 +62,15 @@ pub async fn hit(shard: &Shard, vc: &mut ViewerConn, req: &RequestHead, obj: &Ar
     let out = &mut vc.out;
     if not_modified(&req.headers, &obj.meta.headers) {
         status_line(out, 304, b"Not Modified");
-        for name in ["cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"] {
+        for name in [
+            "cache-control",
+            "content-location",
+            "date",
+            "etag",
+            "expires",
+            "last-modified",
+            "vary",
+        ] {
             for v in obj.meta.headers.get_all(name) {
                 field(out, name, v);
             }
@@ -141,8 +155,19 @@ pub async fn follow(
         None | Some(FillEvent::Bypass) => return Followed::Bypass,
         Some(FillEvent::Error(status, detail)) => {
             let cs = format!("verge; fwd={cs_fwd}; detail=origin-error");
-            simple_response(&mut vc.out, status, detail, &cs, close, req.method == crate::http::request::Method::Head);
-            return Followed::Done(if close { After::Close } else { After::KeepAlive });
+            simple_response(
+                &mut vc.out,
+                status,
+                detail,
+                &cs,
+                close,
+                req.method == crate::http::request::Method::Head,
+            );
+            return Followed::Done(if close {
+                After::Close
+            } else {
+                After::KeepAlive
+            });
         }
         Some(FillEvent::Head(h)) => h,
         Some(FillEvent::Data(_) | FillEvent::End | FillEvent::Abort) => {
@@ -199,7 +224,11 @@ async fn stream(
         return After::Close;
     }
     if is_head || !has_body {
-        return if close { After::Close } else { After::KeepAlive };
+        return if close {
+            After::Close
+        } else {
+            After::KeepAlive
+        };
     }
     let mut hdr = Vec::with_capacity(20);
     loop {

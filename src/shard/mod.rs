@@ -174,11 +174,12 @@ impl Shard {
     /// Accepts viewers on one listener until draining starts.
     async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
         loop {
-            let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-                let _ = self.drain_rx.recv_async().await;
-                None
-            })
-            .await;
+            let accepted =
+                futures_lite::future::or(async { Some(listener.accept().await) }, async {
+                    let _ = self.drain_rx.recv_async().await;
+                    None
+                })
+                .await;
             let stream = match accepted {
                 None => return,
                 Some(Ok(s)) => s,
@@ -207,7 +208,10 @@ impl Shard {
             match TcpListener::bind(addr.as_str()) {
                 Ok(l) => listeners.push(l),
                 Err(e) => {
-                    let _ = ready.send(Err(format!("shard {}: cannot listen on {addr}: {e}", self.id)));
+                    let _ = ready.send(Err(format!(
+                        "shard {}: cannot listen on {addr}: {e}",
+                        self.id
+                    )));
                     return;
                 }
             }

@@ -45,7 +45,9 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn start(handler: impl Fn(&OriginRequest, &mut TcpStream) -> Then + Send + Sync + 'static) -> Origin {
+    pub fn start(
+        handler: impl Fn(&OriginRequest, &mut TcpStream) -> Then + Send + Sync + 'static,
+    ) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -78,7 +80,12 @@ impl Origin {
 
     /// Requests received for `path`.
     pub fn count(&self, path: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|r| r.path == path).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
     }
 
     pub fn requests(&self) -> Vec<OriginRequest> {
@@ -92,7 +99,10 @@ impl Origin {
 
 /// A well-formed response with a body and extra header lines (each ending in \r\n).
 pub fn respond(s: &mut TcpStream, status: &str, extra: &str, body: &[u8]) -> Then {
-    let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n", body.len());
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n",
+        body.len()
+    );
     let _ = s.write_all(head.as_bytes());
     let _ = s.write_all(body);
     Then::KeepAlive
@@ -126,7 +136,12 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<OriginRequest> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if let Some(cl) = get("content-length") {
         let n: usize = cl.parse().ok()?;
@@ -164,7 +179,15 @@ fn read_chunked(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
             }
             buf.extend_from_slice(&tmp[..r]);
         };
-        let size = usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&buf[..line_end])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
         buf.drain(..line_end + 2);
         while buf.len() < size + 2 {
             let mut tmp = [0u8; 65536];
@@ -208,7 +231,11 @@ pub fn temp_dir() -> TempDir {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Verge {
@@ -249,7 +276,11 @@ impl Verge {
     }
 
     pub fn signal(&self, sig: &str) {
-        Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -337,7 +368,12 @@ impl Reader {
             .filter_map(|l| l.split_once(':'))
             .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
             .collect();
-        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
         let mut r = Response {
             status,
             headers: headers.clone(),
@@ -360,7 +396,11 @@ impl Reader {
                         return Some(r);
                     }
                 };
-                let size = usize::from_str_radix(String::from_utf8_lossy(&self.buf[..line_end]).trim(), 16).ok()?;
+                let size = usize::from_str_radix(
+                    String::from_utf8_lossy(&self.buf[..line_end]).trim(),
+                    16,
+                )
+                .ok()?;
                 self.buf.drain(..line_end + 2);
                 while self.buf.len() < size + 2 {
                     if !self.more() {
