@@ -116,6 +116,8 @@ fn concurrent_viewers_on_every_shard_collapse_into_one_origin_request() {
         "one origin request for all viewers"
     );
     let mut shards = std::collections::HashSet::new();
+    let slowest = results.iter().map(|(t, _)| *t).max().unwrap();
+    eprintln!("{n} collapsed viewers: slowest first byte after {slowest:?}");
     for (ttfb, r) in &results {
         assert_eq!(r.status, 200);
         assert!(r.complete);

@@ -82,11 +82,12 @@ pub async fn handle(
         return pass::run(shard, vc, &req, &key, &host, cs, close).await;
     }
     let refresh = policy::request_requires_validation(&req.headers);
-    let fill = FillRequest {
-        head: origin_request::fill_head(&req, &host, vc.peer),
+    let peer = vc.peer;
+    let make_fill = || FillRequest {
+        head: origin_request::fill_head(&req, &host, peer),
         headers: req.headers.clone(),
     };
-    let found = shard.lookup(&key, fill, refresh).await;
+    let found = shard.lookup(&key, &req.headers, make_fill, refresh).await;
     let cs_fwd = if refresh { "request" } else { "miss" };
     match found {
         Some(Lookup::Hit(obj)) => respond::hit(shard, vc, &req, &obj, close).await,

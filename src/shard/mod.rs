@@ -14,10 +14,11 @@ pub mod mesh;
 pub use cpus::allowed_cpus;
 
 use crate::cache::key::CacheKey;
-use crate::cache::owner::{Lookup, OwnerState};
+use crate::cache::owner::{Lookup, NewFill, OwnerState};
 use crate::cache::policy::PolicyConfig;
 use crate::config::Config;
 use crate::http::framing::HeadLimits;
+use crate::http::headers::Headers;
 use crate::origin::pool::{Origin, OriginSettings};
 use glommio::net::TcpListener;
 use mesh::{FillRequest, MeshMsg};
@@ -101,22 +102,32 @@ impl Shard {
         })
     }
 
-    /// Looks `key` up on its owner shard (locally when that is this shard).
+    /// Looks `key` up on its owner shard (locally when that is this shard). `make_fill` builds what a
+    /// fill needs; it is called only when the owner is another shard (the request must travel) or a
+    /// local miss starts a fill, so a local hit does no request-building work.
     pub async fn lookup(
         self: &Rc<Self>,
         key: &CacheKey,
-        fill: FillRequest,
+        headers: &Headers,
+        make_fill: impl FnOnce() -> FillRequest,
         refresh: bool,
     ) -> Option<Lookup> {
         let owner = key.owner(self.count);
         if owner == self.id {
-            return Some(self.lookup_owned(key.clone(), fill, refresh));
+            let (found, new_fill) =
+                self.owner
+                    .borrow_mut()
+                    .lookup(key, headers, refresh, SystemTime::now());
+            if let Some(nf) = new_fill {
+                self.start_fill(key.clone(), make_fill(), nf);
+            }
+            return Some(found);
         }
         let (reply, rx) = flume::bounded(1);
         self.peers[owner]
             .send(MeshMsg::Lookup {
                 key: key.clone(),
-                fill,
+                fill: make_fill(),
                 refresh,
                 reply,
             })
@@ -124,15 +135,19 @@ impl Shard {
         rx.recv_async().await.ok()
     }
 
-    /// Lookup on the owner; starts the fill task on a miss.
-    fn lookup_owned(self: &Rc<Self>, key: CacheKey, fill: FillRequest, refresh: bool) -> Lookup {
+    fn start_fill(self: &Rc<Self>, key: CacheKey, fill: FillRequest, nf: NewFill) {
+        let shard = self.clone();
+        glommio::spawn_local(crate::proxy::fill_task::run(shard, key, fill, nf.fill)).detach();
+    }
+
+    /// A lookup sent by another shard.
+    fn lookup_for_peer(self: &Rc<Self>, key: CacheKey, fill: FillRequest, refresh: bool) -> Lookup {
         let (found, new_fill) =
             self.owner
                 .borrow_mut()
                 .lookup(&key, &fill.headers, refresh, SystemTime::now());
         if let Some(nf) = new_fill {
-            let shard = self.clone();
-            glommio::spawn_local(crate::proxy::fill_task::run(shard, key, fill, nf.fill)).detach();
+            self.start_fill(key, fill, nf);
         }
         found
     }
@@ -162,7 +177,7 @@ impl Shard {
                     refresh,
                     reply,
                 } => {
-                    let found = self.lookup_owned(key, fill, refresh);
+                    let found = self.lookup_for_peer(key, fill, refresh);
                     let _ = reply.send(found);
                 }
                 MeshMsg::Invalidate { key } => self.owner.borrow_mut().invalidate(&key),
