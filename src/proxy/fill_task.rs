@@ -33,6 +33,8 @@ struct Prepared {
 
 /// Runs the fill of `key` to its end.
 pub async fn run(shard: Rc<Shard>, key: CacheKey, req: FillRequest, fill: Rc<RefCell<Fill>>) {
+    shard.active_fills.set(shard.active_fills.get() + 1);
+    let _running = RunningFill(shard.clone());
     let request_time = SystemTime::now();
     let resp = match shard.origin.send(&req.head, false).await {
         Ok(r) => r,
@@ -99,6 +101,14 @@ pub async fn run(shard: Rc<Shard>, key: CacheKey, req: FillRequest, fill: Rc<Ref
                 return;
             }
         }
+    }
+}
+
+/// Counts a shard's running fills for as long as one lives.
+struct RunningFill(Rc<Shard>);
+impl Drop for RunningFill {
+    fn drop(&mut self) {
+        self.0.active_fills.set(self.0.active_fills.get() - 1);
     }
 }
 

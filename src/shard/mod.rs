@@ -43,6 +43,9 @@ pub struct Shard {
     pub drain_rx: flume::Receiver<()>,
     pub draining: Cell<bool>,
     pub open_connections: Cell<usize>,
+    /// Fills running on this shard; a draining shard waits for them too, since viewers on other
+    /// shards may be following them.
+    pub active_fills: Cell<usize>,
 }
 
 impl Shard {
@@ -99,6 +102,7 @@ impl Shard {
             drain_rx,
             draining: Cell::new(false),
             open_connections: Cell::new(0),
+            active_fills: Cell::new(0),
         })
     }
 
@@ -240,9 +244,12 @@ impl Shard {
         for a in accepts {
             a.await;
         }
-        // Draining: listeners are closed; wait for open connections to finish, within the bound.
+        // Draining: listeners are closed; wait for open connections and running fills to finish,
+        // within the bound.
         let deadline = Instant::now() + self.cfg.drain_timeout();
-        while self.open_connections.get() > 0 && Instant::now() < deadline {
+        while (self.open_connections.get() > 0 || self.active_fills.get() > 0)
+            && Instant::now() < deadline
+        {
             glommio::timer::sleep(Duration::from_millis(20)).await;
         }
     }
