@@ -96,7 +96,12 @@ fn miss_then_hit_with_one_origin_request() {
 fn age_includes_the_origins_age() {
     let o = origin();
     let v = Verge::start(&o.url(), "");
-    get(&v, "/aged");
+    let a = get(&v, "/aged");
+    assert_eq!(
+        a.header("age"),
+        Some("100"),
+        "a miss forwards the age the response arrived with"
+    );
     let b = get(&v, "/aged");
     assert_eq!(b.x_cache(), "Hit from verge");
     let age: u64 = b.header("age").unwrap().parse().unwrap();

@@ -136,3 +136,34 @@ fn waiting_lists_are_bounded() {
     );
     assert_eq!(o.count("/wl"), 3);
 }
+
+#[test]
+fn a_waiter_gives_up_on_a_slow_fill_after_the_collapse_timeout() {
+    let o = Origin::start(|_, s| {
+        thread::sleep(Duration::from_millis(1500));
+        respond(s, "200 OK", "Cache-Control: max-age=60\r\n", b"slow")
+    });
+    let v = Verge::start(
+        &o.url(),
+        "[server]\nshards = 1\n[cache]\ncollapse_timeout = \"300ms\"\n",
+    );
+    let port = v.port;
+    let first = thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /ct HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        Reader::new(s).response("GET").unwrap()
+    });
+    thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let second = get(&v, "/ct");
+    assert_eq!(second.body, b"slow");
+    // It waited the collapse timeout, then fetched on its own (1.5 s more), instead of riding the fill.
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(first.join().unwrap().body, b"slow");
+    assert_eq!(o.count("/ct"), 2);
+}

@@ -18,8 +18,10 @@ pub struct FillHead {
     pub meta: Arc<ResponseMeta>,
     /// Body length if the origin declared it.
     pub content_length: Option<u64>,
-    /// Whether the finished object will be stored, or why not.
+    /// Whether the finished object will be stored (its freshness lifetime), or why not.
     pub store: Result<Duration, &'static str>,
+    /// The response's age on arrival (RFC 9111 §4.2.3 corrected_initial_age), sent as `Age`.
+    pub age: Duration,
 }
 
 /// One message from a fill to a subscriber.
@@ -131,6 +133,7 @@ mod tests {
             )),
             content_length: Some(3),
             store: Ok(Duration::from_secs(1)),
+            age: Duration::ZERO,
         })
     }
 

@@ -29,6 +29,7 @@ struct Prepared {
     /// qualified `private` / `no-cache` are not stored).
     stored_meta: Option<Arc<ResponseMeta>>,
     decision: Result<Freshness, &'static str>,
+    corrected_initial_age: std::time::Duration,
 }
 
 /// Runs the fill of `key` to its end.
@@ -57,6 +58,7 @@ pub async fn run(shard: Rc<Shard>, key: CacheKey, req: FillRequest, fill: Rc<Ref
         meta: p.meta.clone(),
         content_length: declared,
         store: p.decision.as_ref().map(|f| f.lifetime).map_err(|e| *e),
+        age: p.corrected_initial_age,
     });
     let mut storing = p.decision.is_ok();
     if !storing {
@@ -187,6 +189,7 @@ fn prepare(
         meta,
         stored_meta,
         decision,
+        corrected_initial_age,
     }
 }
 

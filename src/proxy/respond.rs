@@ -145,9 +145,15 @@ pub async fn follow(
     collapsed: bool,
     close: bool,
 ) -> Followed {
+    // A collapsed waiter gives up after the collapse timeout and fetches on its own; the viewer that
+    // started the fill waits for it (the fill itself ends with an error on the origin's timeouts).
     let wait = shard.cfg.cache.collapse_timeout.get();
     let first = futures_lite::future::or(async { events.recv_async().await.ok() }, async {
-        glommio::timer::sleep(wait).await;
+        if collapsed {
+            glommio::timer::sleep(wait).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
         None
     })
     .await;
@@ -217,7 +223,7 @@ async fn stream(
         }
         (true, None) => (false, true),
     };
-    number_field(out, "Age", 0);
+    number_field(out, "Age", head.age.as_secs());
     cache_fields(out, shard, cs.as_bytes(), false, close || until_close);
     out.extend_from_slice(b"\r\n");
     if vc.flush().await.is_err() {
