@@ -67,6 +67,7 @@ pub struct CacheConfig {
     pub heuristic_fraction: f64,
     pub heuristic_max: Millis,
     pub uncacheable_ttl: Millis,
+    pub stale_if_error: Millis,
     pub max_waiters: usize,
     pub collapse_timeout: Millis,
 }
@@ -122,6 +123,7 @@ impl Default for CacheConfig {
             heuristic_fraction: 0.1,
             heuristic_max: Millis(24 * 3_600_000),
             uncacheable_ttl: Millis(10_000),
+            stale_if_error: Millis(0),
             max_waiters: 10_000,
             collapse_timeout: Millis(35_000),
         }

@@ -22,6 +22,9 @@ pub struct FillHead {
     pub store: Result<Duration, &'static str>,
     /// The response's age on arrival (RFC 9111 §4.2.3 corrected_initial_age), sent as `Age`.
     pub age: Duration,
+    /// Set when the answer comes from a stored response being revalidated: "stale" (refreshed by a
+    /// 304, or served under stale-if-error). Replaces the follower's own Cache-Status `fwd=` reason.
+    pub fwd: Option<&'static str>,
 }
 
 /// One message from a fill to a subscriber.
@@ -134,6 +137,7 @@ mod tests {
             content_length: Some(3),
             store: Ok(Duration::from_secs(1)),
             age: Duration::ZERO,
+            fwd: None,
         })
     }
 

@@ -7,3 +7,4 @@ pub mod key;
 pub mod object;
 pub mod owner;
 pub mod policy;
+pub mod surrogate;

@@ -57,6 +57,7 @@ fn join_values(h: &Headers, name: &str) -> Option<Bytes> {
 #[derive(Debug)]
 pub struct ResponseMeta {
     pub status: u16,
+    pub reason: Bytes,
     /// End-to-end fields as forwarded (see module invariants).
     pub headers: Headers,
     /// `HTTP/1.1 <status> <reason>\r\n` + `headers`, serialised once; framing and per-response
@@ -72,6 +73,7 @@ impl ResponseMeta {
         headers.write_to(&mut out);
         ResponseMeta {
             status,
+            reason: Bytes::copy_from_slice(reason),
             headers,
             head: Bytes::from(out),
             vary,
@@ -115,9 +117,48 @@ impl StoredObject {
             + self.body_len
     }
 
+    /// True when the stored response carries a validator (ETag or Last-Modified), so that a stale copy
+    /// can be revalidated with a conditional request instead of fetched again.
+    pub fn has_validators(&self) -> bool {
+        self.meta.headers.contains("etag") || self.meta.headers.contains("last-modified")
+    }
+
+    /// How long past its freshness this object is at `now` (zero while fresh).
+    pub fn staleness(&self, now: SystemTime) -> Duration {
+        self.freshness
+            .age(now)
+            .saturating_sub(self.freshness.lifetime)
+    }
+
+    /// True when the response forbids serving it stale (RFC 9111 §4.2.4): must-revalidate,
+    /// proxy-revalidate, s-maxage (proxy-revalidate for a shared cache) or no-cache.
+    pub fn stale_forbidden(&self) -> bool {
+        let cc = &self.freshness.cc;
+        cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some() || cc.no_cache
+    }
+
+    /// Within its `stale-while-revalidate` window at `now` (and stale serving not forbidden).
+    pub fn within_stale_while_revalidate(&self, now: SystemTime) -> bool {
+        if self.freshness.cc.no_cache {
+            return false;
+        }
+        match self.freshness.cc.stale_while_revalidate {
+            Some(swr) if !self.stale_forbidden() => self.staleness(now) < Duration::from_secs(swr),
+            _ => false,
+        }
+    }
+
+    /// RFC 9111 §3.5: a response that may be shared with requests carrying `Authorization` (it says
+    /// public, must-revalidate or s-maxage).
+    pub fn shareable_with_authorization(&self) -> bool {
+        let cc = &self.freshness.cc;
+        cc.public || cc.must_revalidate || cc.s_maxage.is_some()
+    }
+
     /// Whether this object may answer `req` without contacting the origin at `now`.
     pub fn usable_for(&self, req: &Headers, now: SystemTime) -> bool {
-        self.meta.vary.matches(req)
+        (!req.contains("authorization") || self.shareable_with_authorization())
+            && self.meta.vary.matches(req)
             && policy::reusable_without_validation(
                 req,
                 &self.freshness.cc,

@@ -30,8 +30,12 @@ pub enum PassReason {
 
 /// The owner's answer to a lookup.
 pub enum Lookup {
-    /// A stored object usable for this request.
-    Hit(Arc<StoredObject>),
+    /// A stored object usable for this request. `stale`: served stale while a background
+    /// revalidation runs (`stale-while-revalidate`).
+    Hit {
+        obj: Arc<StoredObject>,
+        stale: bool,
+    },
     /// Follow this fill. `started` is true when this lookup created it (a plain miss), false when it
     /// joined one already under way (collapsed).
     Follow {
@@ -41,9 +45,12 @@ pub enum Lookup {
     Pass(PassReason),
 }
 
-/// What starting a fill needs; the caller runs it (see `proxy::fill_task`).
+/// A fill the caller must start (see `proxy::fill_task`).
 pub struct NewFill {
     pub fill: Rc<RefCell<Fill>>,
+    /// The stored object being revalidated: the fill sends its validators, a 304 refreshes it, and
+    /// it may be served if the origin fails within its stale-if-error allowance.
+    pub stale: Option<Arc<StoredObject>>,
 }
 
 /// One shard's owned cache state.
@@ -66,9 +73,10 @@ impl OwnerState {
         }
     }
 
-    /// Looks `key` up for a request with headers `req`. `refresh` skips stored objects (the viewer asked
-    /// for an end-to-end reload). On a miss with no fill under way, a fill is created and returned in
-    /// the second slot: the caller must start it.
+    /// Looks `key` up for a request with headers `req`. `refresh` skips stored objects without
+    /// validation (the viewer asked for an end-to-end reload). On a miss with no fill under way, a fill
+    /// is created and returned in the second slot: the caller must start it. A stored object that is
+    /// stale (or must be revalidated) and has validators makes that fill a conditional one.
     pub fn lookup(
         &mut self,
         key: &CacheKey,
@@ -76,11 +84,40 @@ impl OwnerState {
         refresh: bool,
         now: SystemTime,
     ) -> (Lookup, Option<NewFill>) {
-        if !refresh {
-            if let Some(obj) = self.ram.get(key) {
-                if obj.usable_for(req, now) {
-                    return (Lookup::Hit(obj.clone()), None);
-                }
+        let stored = self.ram.get(key).cloned();
+        if let Some(obj) = &stored {
+            if !refresh && obj.usable_for(req, now) {
+                return (
+                    Lookup::Hit {
+                        obj: obj.clone(),
+                        stale: false,
+                    },
+                    None,
+                );
+            }
+        }
+        // A stored variant for this request that a conditional request can refresh.
+        let stale = stored.filter(|o| o.meta.vary.matches(req) && o.has_validators());
+        let auth_ok =
+            |o: &StoredObject| !req.contains("authorization") || o.shareable_with_authorization();
+        if let Some(obj) = &stale {
+            if !refresh && auth_ok(obj) && obj.within_stale_while_revalidate(now) {
+                // Serve it now; refresh it in the background unless a fill already runs.
+                let new_fill = (!self.fills.contains_key(key)).then(|| {
+                    let fill = Rc::new(RefCell::new(Fill::new(self.max_waiters)));
+                    self.fills.insert(key.clone(), fill.clone());
+                    NewFill {
+                        fill,
+                        stale: Some(obj.clone()),
+                    }
+                });
+                return (
+                    Lookup::Hit {
+                        obj: obj.clone(),
+                        stale: true,
+                    },
+                    new_fill,
+                );
             }
         }
         if let Some(until) = self.uncacheable.get(key) {
@@ -112,7 +149,7 @@ impl OwnerState {
                 events,
                 started: true,
             },
-            Some(NewFill { fill }),
+            Some(NewFill { fill, stale }),
         )
     }
 

@@ -13,7 +13,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::cache::cache_control::{parse_delta, CacheControl};
+use crate::cache::cache_control::{parse_delta, CacheControl, DELTA_SECONDS_MAX};
 use crate::http::headers::{trim_ows, Headers};
 
 /// Tunables for freshness computation.
@@ -237,8 +237,8 @@ pub fn freshness_lifetime(
 ///
 /// `apparent_age = max(0, response_time - date_value)` (zero without a valid `Date`);
 /// `corrected_age_value = age_value + (response_time - request_time)`;
-/// result `max(apparent_age, corrected_age_value)`. `age_value` is the first `Age` field line when it
-/// is a valid delta-seconds (saturating at 2^31), otherwise 0.
+/// result `max(apparent_age, corrected_age_value)`. `age_value` is the `Age` field when it is one
+/// valid delta-seconds (saturating at 2^31), 0 when absent, and 2^31 (stale) when malformed.
 pub fn corrected_initial_age(
     resp_headers: &Headers,
     request_time: SystemTime,
@@ -247,10 +247,17 @@ pub fn corrected_initial_age(
     let apparent_age = header_date(resp_headers, "date")
         .map(|d| since(response_time, d))
         .unwrap_or(Duration::ZERO);
-    let age_value = resp_headers
-        .get("age")
-        .and_then(|v| parse_delta(trim_ows(v)))
-        .unwrap_or(0);
+    // An `Age` that is not exactly one valid delta-seconds (a list, several lines, a sign, a fraction,
+    // a parameter) cannot be trusted: the response is treated as already stale, as the public
+    // cache-tests suite expects (age-parse-*).
+    let age_value = match resp_headers.count("age") {
+        0 => 0,
+        1 => resp_headers
+            .get("age")
+            .and_then(|v| parse_delta(trim_ows(v)))
+            .unwrap_or(DELTA_SECONDS_MAX),
+        _ => DELTA_SECONDS_MAX,
+    };
     let response_delay = since(response_time, request_time);
     let corrected_age_value = Duration::from_secs(age_value).saturating_add(response_delay);
     apparent_age.max(corrected_age_value)
@@ -876,10 +883,15 @@ mod tests {
             corrected_initial_age(&r, t(0), t(0))
         };
         assert_eq!(age(&[" 30 "]), secs(30));
-        assert_eq!(age(&["30", "9999"]), secs(30)); // first line only
-        for bad in ["abc", "-7200", "7200.0", "7200,0", "", "0x10"] {
-            assert_eq!(age(&[bad]), secs(0), "{bad:?}");
+        // Malformed or repeated Age: treated as stale (2^31 s).
+        assert_eq!(age(&["30", "9999"]), secs(1 << 31));
+        assert_eq!(age(&["0", "0"]), secs(1 << 31));
+        for bad in [
+            "abc", "-7200", "7200.0", "7200,0", "", "0x10", "0, 0", "1;a=b",
+        ] {
+            assert_eq!(age(&[bad]), secs(1 << 31), "{bad:?}");
         }
+        assert_eq!(age(&[]), secs(0));
         assert_eq!(age(&["99999999999999999999999"]), secs(1 << 31));
     }
 

@@ -70,10 +70,7 @@ pub async fn handle(
     let has_body = !matches!(req.framing, BodyFraming::None | BodyFraming::Length(0));
     let cs_pass = if !matches!(req.method, Method::Get | Method::Head) {
         Some("verge; fwd=method")
-    } else if has_body
-        || req.headers.contains("authorization")
-        || policy::request_forbids_store(&req.headers)
-    {
+    } else if has_body || policy::request_forbids_store(&req.headers) {
         Some("verge; fwd=request")
     } else {
         None
@@ -90,7 +87,7 @@ pub async fn handle(
     let found = shard.lookup(&key, &req.headers, make_fill, refresh).await;
     let cs_fwd = if refresh { "request" } else { "miss" };
     match found {
-        Some(Lookup::Hit(obj)) => respond::hit(shard, vc, &req, &obj, close).await,
+        Some(Lookup::Hit { obj, stale }) => respond::hit(shard, vc, &req, &obj, stale, close).await,
         Some(Lookup::Follow { events, started }) => {
             match respond::follow(shard, vc, &req, events, cs_fwd, !started, close).await {
                 Followed::Done(after) => after,

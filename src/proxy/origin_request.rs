@@ -3,6 +3,7 @@
 //! appended; framing is Verge's own (the viewer's Content-Length / Transfer-Encoding are replaced);
 //! a fill (a request made to fill the cache) is unconditional and asks for the whole object.
 
+use crate::cache::surrogate::CAPABILITY;
 use crate::http::headers::Headers;
 use crate::http::hop::{strip_hop_by_hop, VIA};
 use crate::http::request::RequestHead;
@@ -67,6 +68,7 @@ fn build(
     field(&mut out, "Host", host);
     h.write_to(&mut out);
     field(&mut out, "Via", VIA);
+    field(&mut out, "Surrogate-Capability", CAPABILITY);
     let mut xff = Vec::new();
     for v in req.headers.get_all("x-forwarded-for") {
         xff.extend_from_slice(v);

@@ -95,9 +95,38 @@ pub async fn run(
         Err(Failure::Viewer(BodyError::Closed)) => return After::Close,
     };
     if !req.method.is_safe() && resp.head.status < 400 {
-        shard.invalidate(key);
+        invalidate_after_unsafe(shard, key, host, &resp.head.headers);
     }
     forward_response(shard, vc, req, resp, cs, close).await
+}
+
+/// RFC 9111 §4.4: a successful unsafe request invalidates its target URI and the URIs in the
+/// response's Location and Content-Location, when those are on the same host.
+fn invalidate_after_unsafe(
+    shard: &Shard,
+    key: &CacheKey,
+    host: &[u8],
+    resp: &crate::http::headers::Headers,
+) {
+    shard.invalidate(key);
+    for name in ["location", "content-location"] {
+        let Some(v) = resp.get(name) else { continue };
+        let v = crate::http::headers::trim_ows(v);
+        let target = if v.starts_with(b"/") && !v.starts_with(b"//") {
+            Some(CacheKey::new("http", host, v))
+        } else if let Some(rest) = v.strip_prefix(b"http://") {
+            let split = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+            let (h, path) = rest.split_at(split);
+            let path: &[u8] = if path.is_empty() { b"/" } else { path };
+            let same_host = CacheKey::new("http", h, b"/") == CacheKey::new("http", host, b"/");
+            same_host.then(|| CacheKey::new("http", h, path))
+        } else {
+            None
+        };
+        if let Some(t) = target {
+            shard.invalidate(&t);
+        }
+    }
 }
 
 enum Failure {

@@ -45,36 +45,29 @@ pub fn cache_fields(out: &mut Vec<u8>, shard: &Shard, cache_status: &[u8], hit: 
     }
 }
 
-/// Answers from a stored object.
+/// Answers from a stored object. `stale`: served within stale-while-revalidate while a background
+/// revalidation runs.
 pub async fn hit(
     shard: &Shard,
     vc: &mut ViewerConn,
     req: &RequestHead,
     obj: &Arc<StoredObject>,
+    stale: bool,
     close: bool,
 ) -> After {
     let now = SystemTime::now();
     let age = obj.freshness.age(now);
-    let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
-    let mut cs = Vec::with_capacity(40);
-    cs.extend_from_slice(b"verge; hit; ttl=");
-    cs.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
+    let mut cs = Vec::with_capacity(48);
+    if stale {
+        cs.extend_from_slice(b"verge; hit; fwd=stale; detail=stale-while-revalidate");
+    } else {
+        let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
+        cs.extend_from_slice(b"verge; hit; ttl=");
+        cs.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
+    }
     let out = &mut vc.out;
     if not_modified(&req.headers, &obj.meta.headers) {
-        status_line(out, 304, b"Not Modified");
-        for name in [
-            "cache-control",
-            "content-location",
-            "date",
-            "etag",
-            "expires",
-            "last-modified",
-            "vary",
-        ] {
-            for v in obj.meta.headers.get_all(name) {
-                field(out, name, v);
-            }
-        }
+        not_modified_head(out, &obj.meta.headers);
     } else {
         out.extend_from_slice(&obj.meta.head);
         if body_allowed(obj.meta.status) {
@@ -95,6 +88,25 @@ pub async fn hit(
         }
     }
     After::KeepAlive
+}
+
+/// The head of a 304 built from a stored response's fields (RFC 9110 §15.4.5), without the final
+/// per-response fields.
+fn not_modified_head(out: &mut Vec<u8>, stored: &Headers) {
+    status_line(out, 304, b"Not Modified");
+    for name in [
+        "cache-control",
+        "content-location",
+        "date",
+        "etag",
+        "expires",
+        "last-modified",
+        "vary",
+    ] {
+        for v in stored.get_all(name) {
+            field(out, name, v);
+        }
+    }
 }
 
 /// RFC 9110 §13.1.2 / §13.1.3 evaluated against a stored response (weak comparison for If-None-Match).
@@ -199,7 +211,7 @@ async fn stream(
 ) -> After {
     let is_head = req.method == crate::http::request::Method::Head;
     let has_body = body_allowed(head.meta.status);
-    let mut cs = format!("verge; fwd={cs_fwd}");
+    let mut cs = format!("verge; fwd={}", head.fwd.unwrap_or(cs_fwd));
     match head.store {
         Ok(ttl) => cs.push_str(&format!("; stored; ttl={}", ttl.as_secs())),
         Err(why) => cs.push_str(&format!("; detail={why}")),
@@ -208,6 +220,18 @@ async fn stream(
         cs.push_str("; collapsed");
     }
     let out = &mut vc.out;
+    if head.meta.status == 200 && not_modified(&req.headers, &head.meta.headers) {
+        // The viewer's own validators match the fresh response: 304, and leave the fill to others.
+        not_modified_head(out, &head.meta.headers);
+        number_field(out, "Age", head.age.as_secs());
+        cache_fields(out, shard, cs.as_bytes(), false, close);
+        out.extend_from_slice(b"\r\n");
+        return if close {
+            After::Close
+        } else {
+            After::KeepAlive
+        };
+    }
     out.extend_from_slice(&head.meta.head);
     let (chunked, until_close) = match (has_body, head.content_length) {
         (false, _) => (false, false),

@@ -141,7 +141,7 @@ impl Shard {
 
     fn start_fill(self: &Rc<Self>, key: CacheKey, fill: FillRequest, nf: NewFill) {
         let shard = self.clone();
-        glommio::spawn_local(crate::proxy::fill_task::run(shard, key, fill, nf.fill)).detach();
+        glommio::spawn_local(crate::proxy::fill_task::run(shard, key, fill, nf)).detach();
     }
 
     /// A lookup sent by another shard.
