@@ -121,10 +121,9 @@ fn not_modified(req: &Headers, stored: &Headers) -> bool {
             .any(|t| t == b"*" || strip_weak(t) == etag);
     }
     if let Some(ims) = req.get("if-modified-since") {
-        let (Some(ims), Some(lm)) = (
-            parse_date(ims),
-            stored.get("last-modified").and_then(parse_date),
-        ) else {
+        // Without Last-Modified, the stored Date stands in for it (RFC 9110 §13.1.3).
+        let last_modified = stored.get("last-modified").or_else(|| stored.get("date"));
+        let (Some(ims), Some(lm)) = (parse_date(ims), last_modified.and_then(parse_date)) else {
             return false;
         };
         return lm <= ims;
