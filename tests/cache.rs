@@ -211,6 +211,34 @@ fn vary_keeps_variants_apart() {
     let c = get_with(&v, "/vary", "Accept-Encoding: br\r\n");
     assert_eq!(c.body, b"br");
     assert_eq!(c.x_cache(), "Hit from verge");
+    // Both variants are kept.
+    let d = get_with(&v, "/vary", "Accept-Encoding: gzip\r\n");
+    assert_eq!(
+        (d.body.as_slice(), d.x_cache()),
+        (&b"gzip"[..], "Hit from verge")
+    );
+    // Order, case and spacing of Accept-Encoding do not make a new variant.
+    get_with(&v, "/vary", "Accept-Encoding: gzip, br\r\n");
+    let e = get_with(&v, "/vary", "Accept-Encoding: BR,gzip\r\n");
+    assert_eq!(
+        (e.body.as_slice(), e.x_cache()),
+        (&b"gzip, br"[..], "Hit from verge")
+    );
+    assert_eq!(o.count("/vary"), 3);
+    // A POST invalidates every variant.
+    let (r, _) = raw(
+        &v,
+        b"POST /vary HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.unwrap().status, 200);
+    assert_eq!(
+        get_with(&v, "/vary", "Accept-Encoding: br\r\n").x_cache(),
+        "Miss from verge"
+    );
+    assert_eq!(
+        get_with(&v, "/vary", "Accept-Encoding: gzip\r\n").x_cache(),
+        "Miss from verge"
+    );
 }
 
 #[test]

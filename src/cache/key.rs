@@ -46,6 +46,32 @@ impl CacheKey {
         (route_hasher().hash_one(&self.0) % shards as u64) as usize
     }
 
+    /// The key of one variant of this URL (a response with `Vary`): the primary key, the generation of
+    /// the URL's variant index, and the normalised values of the varying request fields. Variant keys
+    /// only ever live in the owner's RAM tier, never route.
+    pub fn variant<'a>(
+        &self,
+        generation: u64,
+        names_values: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) -> Self {
+        let mut s = String::with_capacity(self.0.len() + 32);
+        s.push_str(&self.0);
+        s.push_str("\0v");
+        s.push_str(itoa::Buffer::new().format(generation));
+        for (n, v) in names_values {
+            s.push('\0');
+            s.push_str(n);
+            match v {
+                Some(v) => {
+                    s.push('=');
+                    s.push_str(&String::from_utf8_lossy(v));
+                }
+                None => s.push('!'),
+            }
+        }
+        CacheKey(s.into_boxed_str())
+    }
+
     /// Heap bytes held by the key (for cache accounting).
     pub fn heap_bytes(&self) -> usize {
         self.0.len()

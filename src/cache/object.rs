@@ -36,21 +36,51 @@ impl VarySpec {
             .iter()
             .all(|(name, value)| join_values(req, name).as_deref() == value.as_deref())
     }
+
+    /// True when the response does not vary (no `Vary`, or an empty one).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The varying field names, lower-case, in `Vary` order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The captured values, in `names()` order (`None`: the field was absent).
+    pub fn values(&self) -> impl Iterator<Item = Option<&[u8]>> {
+        self.0.iter().map(|(_, v)| v.as_deref())
+    }
 }
 
-/// All values of a field, joined with ", " and with whitespace around elements removed.
-fn join_values(h: &Headers, name: &str) -> Option<Bytes> {
+/// The normalised value of field `name` in `h` (None when absent), as used to match variants:
+/// list elements trimmed of whitespace and joined with ", "; for the negotiation fields whose
+/// element order and case carry no meaning (Accept-Encoding, Accept-Language), elements are also
+/// lower-cased and sorted, so `br, gzip` and `gzip,br` select the same variant.
+pub fn join_values(h: &Headers, name: &str) -> Option<Bytes> {
     if !h.contains(name) {
         return None;
     }
-    let mut out = Vec::new();
-    for (i, e) in h.list(name).enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b", ");
-        }
-        out.extend_from_slice(e);
+    let order_free = name.eq_ignore_ascii_case("accept-encoding")
+        || name.eq_ignore_ascii_case("accept-language");
+    let mut elements: Vec<Vec<u8>> = h
+        .list(name)
+        .map(|e| {
+            if order_free {
+                e.iter()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .map(|b| b.to_ascii_lowercase())
+                    .collect()
+            } else {
+                e.to_vec()
+            }
+        })
+        .collect();
+    if order_free {
+        elements.sort();
+        elements.dedup();
     }
-    Some(Bytes::from(out))
+    Some(Bytes::from(elements.join(&b", "[..])))
 }
 
 /// The response head Verge forwards and stores.

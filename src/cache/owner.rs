@@ -7,7 +7,7 @@
 
 use super::fill::{Fill, FillEvent};
 use super::key::CacheKey;
-use super::object::StoredObject;
+use super::object::{join_values, StoredObject};
 use crate::http::headers::Headers;
 use ahash::AHashMap;
 use std::cell::RefCell;
@@ -53,9 +53,31 @@ pub struct NewFill {
     pub stale: Option<Arc<StoredObject>>,
 }
 
+/// What the RAM tier holds under a key: an object, or (for a URL whose responses carry `Vary`) the
+/// index of its variants, each stored under `CacheKey::variant(generation, values)`. A new generation
+/// is taken whenever the index is (re)created, so variants orphaned by an invalidation never become
+/// reachable again.
+enum Entry {
+    Object(Arc<StoredObject>),
+    Variants {
+        names: Arc<[String]>,
+        generation: u64,
+    },
+}
+
+/// Bytes charged for a variant index entry (names and bookkeeping).
+fn index_charge(names: &[String]) -> u64 {
+    (names
+        .iter()
+        .map(|n| n.len() + std::mem::size_of::<String>())
+        .sum::<usize>()
+        + 64) as u64
+}
+
 /// One shard's owned cache state.
 pub struct OwnerState {
-    ram: RamTier<CacheKey, Arc<StoredObject>>,
+    ram: RamTier<CacheKey, Entry>,
+    next_generation: u64,
     fills: AHashMap<CacheKey, Rc<RefCell<Fill>>>,
     uncacheable: AHashMap<CacheKey, Instant>,
     max_waiters: usize,
@@ -67,6 +89,7 @@ impl OwnerState {
         ram.set_max_object_bytes(max_object_bytes);
         OwnerState {
             ram,
+            next_generation: 0,
             fills: AHashMap::new(),
             uncacheable: AHashMap::new(),
             max_waiters,
@@ -84,7 +107,7 @@ impl OwnerState {
         refresh: bool,
         now: SystemTime,
     ) -> (Lookup, Option<NewFill>) {
-        let stored = self.ram.get(key).cloned();
+        let stored = self.find(key, req);
         if let Some(obj) = &stored {
             if !refresh && obj.usable_for(req, now) {
                 return (
@@ -162,10 +185,58 @@ impl OwnerState {
         }
     }
 
-    /// Stores a complete object. Returns false if the RAM tier refused it (too large).
+    /// The stored object for `key` that matches `req`'s varying fields, if any.
+    fn find(&mut self, key: &CacheKey, req: &Headers) -> Option<Arc<StoredObject>> {
+        let (names, generation) = match self.ram.get(key)? {
+            Entry::Object(o) => return Some(o.clone()),
+            Entry::Variants { names, generation } => (names.clone(), *generation),
+        };
+        let values: Vec<Option<bytes::Bytes>> = names.iter().map(|n| join_values(req, n)).collect();
+        let vk = key.variant(
+            generation,
+            names
+                .iter()
+                .map(String::as_str)
+                .zip(values.iter().map(|v| v.as_deref())),
+        );
+        match self.ram.get(&vk)? {
+            Entry::Object(o) => Some(o.clone()),
+            Entry::Variants { .. } => None,
+        }
+    }
+
+    /// Stores a complete object (under its variant key when it varies). Returns false if the RAM tier
+    /// refused it (too large).
     pub fn store(&mut self, key: CacheKey, obj: Arc<StoredObject>) -> bool {
-        let charge = obj.charge(key.heap_bytes());
-        self.ram.insert(key, obj, charge).is_ok()
+        if obj.meta.vary.is_empty() {
+            let charge = obj.charge(key.heap_bytes());
+            return self.ram.insert(key, Entry::Object(obj), charge).is_ok();
+        }
+        let names: Arc<[String]> = obj.meta.vary.names().into();
+        let generation = match self.ram.peek(&key) {
+            Some(Entry::Variants {
+                names: n,
+                generation,
+            }) if *n == names => *generation,
+            _ => {
+                self.next_generation += 1;
+                let charge = index_charge(&names) + key.heap_bytes() as u64;
+                let index = Entry::Variants {
+                    names: names.clone(),
+                    generation: self.next_generation,
+                };
+                if self.ram.insert(key.clone(), index, charge).is_err() {
+                    return false;
+                }
+                self.next_generation
+            }
+        };
+        let vk = key.variant(
+            generation,
+            names.iter().map(String::as_str).zip(obj.meta.vary.values()),
+        );
+        let charge = obj.charge(vk.heap_bytes());
+        self.ram.insert(vk, Entry::Object(obj), charge).is_ok()
     }
 
     /// Marks `key` uncacheable for `ttl`: requests go to the origin uncollapsed until then.
