@@ -50,6 +50,7 @@ pub struct NewFill {
     pub fill: Rc<RefCell<Fill>>,
     /// The stored object being revalidated: the fill sends its validators, a 304 refreshes it, and
     /// it may be served if the origin fails within its stale-if-error allowance.
+    /// (A 304 is only expected when the stored object has validators; see `StoredObject::has_validators`.)
     pub stale: Option<Arc<StoredObject>>,
 }
 
@@ -119,8 +120,10 @@ impl OwnerState {
                 );
             }
         }
-        // A stored variant for this request that a conditional request can refresh.
-        let stale = stored.filter(|o| o.meta.vary.matches(req) && o.has_validators());
+        // The stored variant for this request, stale or due for validation: the fill sends its
+        // validators (if it has any), a 304 refreshes it, and an origin failure may fall back to it
+        // within its stale-if-error allowance.
+        let stale = stored.filter(|o| o.meta.vary.matches(req));
         let auth_ok =
             |o: &StoredObject| !req.contains("authorization") || o.shareable_with_authorization();
         if let Some(obj) = &stale {

@@ -83,7 +83,7 @@ pub async fn run(shard: Rc<Shard>, key: CacheKey, req: FillRequest, nf: NewFill)
     };
     let response_time = SystemTime::now();
     if let Some(obj) = &stale {
-        if resp.head.status == 304 {
+        if resp.head.status == 304 && obj.has_validators() {
             refresh_from_304(
                 &shard,
                 &key,
