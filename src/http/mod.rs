@@ -5,6 +5,7 @@ pub mod chunked;
 pub mod framing;
 pub mod headers;
 pub mod hop;
+pub mod range;
 pub mod request;
 pub mod response;
 pub mod write;

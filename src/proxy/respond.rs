@@ -12,12 +12,17 @@ use crate::cache::object::StoredObject;
 use crate::http::chunked::{write_chunk_header, CHUNK_TRAILER, LAST_CHUNK};
 use crate::http::headers::{trim_ows, Headers};
 use crate::http::hop::VIA;
+use crate::http::range::{self, RangeDecision};
 use crate::http::request::{RequestHead, Version};
 use crate::http::write::{field, number_field, simple_response, status_line};
 use crate::net::conn::ViewerConn;
 use crate::shard::Shard;
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// Most ranges one request may ask for; more and the whole body is sent (range abuse defence).
+const MAX_RANGES: usize = 64;
 
 /// True when a response with this status carries no body (RFC 9110 §6.4.1).
 pub fn body_allowed(status: u16) -> bool {
@@ -65,23 +70,79 @@ pub async fn hit(
         cs.extend_from_slice(b"verge; hit; ttl=");
         cs.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
     }
+    let is_get = req.method == crate::http::request::Method::Get;
     let out = &mut vc.out;
     if not_modified(&req.headers, &obj.meta.headers) {
         not_modified_head(out, &obj.meta.headers);
-    } else {
-        out.extend_from_slice(&obj.meta.head);
-        if body_allowed(obj.meta.status) {
-            number_field(out, "Content-Length", obj.body_len);
-        }
+        number_field(out, "Age", age.as_secs());
+        cache_fields(out, shard, &cs, true, close);
+        out.extend_from_slice(b"\r\n");
+        return After::KeepAlive;
     }
+    let ranges = if obj.meta.status == 200 && req.headers.contains("range") {
+        range::decide(
+            &req.headers,
+            is_get,
+            &obj.meta.headers,
+            obj.body_len,
+            MAX_RANGES,
+        )
+    } else {
+        RangeDecision::Full
+    };
+    // The head, and the pieces of body to send.
+    let body: Vec<Bytes> = match ranges {
+        RangeDecision::Full => {
+            out.extend_from_slice(&obj.meta.head);
+            if body_allowed(obj.meta.status) {
+                number_field(out, "Content-Length", obj.body_len);
+            }
+            obj.body.clone()
+        }
+        RangeDecision::Single(r) => {
+            status_line(out, 206, b"Partial Content");
+            obj.meta.headers.write_to(out);
+            field(
+                out,
+                "Content-Range",
+                range::content_range(r, obj.body_len).as_bytes(),
+            );
+            number_field(out, "Content-Length", r.length());
+            range::slice_chunks(&obj.body, r)
+        }
+        RangeDecision::Multi(rs) => {
+            let ct = obj.meta.headers.get("content-type");
+            let seed = shard.next_boundary_seed();
+            let m = range::multipart(&obj.body, &rs, obj.body_len, ct, seed);
+            status_line(out, 206, b"Partial Content");
+            let mut h = obj.meta.headers.clone();
+            h.remove("content-type");
+            h.write_to(out);
+            field(out, "Content-Type", m.content_type.as_bytes());
+            number_field(out, "Content-Length", m.length);
+            m.parts
+        }
+        RangeDecision::Unsatisfiable => {
+            status_line(out, 416, b"Range Not Satisfiable");
+            for name in ["date", "etag", "last-modified", "cache-control"] {
+                for v in obj.meta.headers.get_all(name) {
+                    field(out, name, v);
+                }
+            }
+            field(
+                out,
+                "Content-Range",
+                range::unsatisfied_range(obj.body_len).as_bytes(),
+            );
+            number_field(out, "Content-Length", 0);
+            Vec::new()
+        }
+    };
     number_field(out, "Age", age.as_secs());
     cache_fields(out, shard, &cs, true, close);
     out.extend_from_slice(b"\r\n");
-    let send_body = req.method != crate::http::request::Method::Head
-        && body_allowed(obj.meta.status)
-        && !not_modified(&req.headers, &obj.meta.headers);
-    if send_body {
-        for chunk in &obj.body {
+    if req.method != crate::http::request::Method::Head && body_allowed(obj.meta.status) {
+        for chunk in &body {
             if vc.send(chunk).await.is_err() {
                 return After::Close;
             }
@@ -231,11 +292,53 @@ async fn stream(
             After::KeepAlive
         };
     }
-    out.extend_from_slice(&head.meta.head);
+    // A single range of a response of known length is answered 206 from the fill's bytes as they
+    // arrive (the fill itself fetches the whole object, so the cache is filled).
+    let mut window: Option<range::ByteRange> = None;
+    if let (200, Some(len), true) = (
+        head.meta.status,
+        head.content_length,
+        req.headers.contains("range"),
+    ) {
+        let is_get = req.method == crate::http::request::Method::Get;
+        match range::decide(&req.headers, is_get, &head.meta.headers, len, MAX_RANGES) {
+            RangeDecision::Single(r) => window = Some(r),
+            RangeDecision::Unsatisfiable => {
+                status_line(out, 416, b"Range Not Satisfiable");
+                field(
+                    out,
+                    "Content-Range",
+                    range::unsatisfied_range(len).as_bytes(),
+                );
+                number_field(out, "Content-Length", 0);
+                cache_fields(out, shard, cs.as_bytes(), false, close);
+                out.extend_from_slice(b"\r\n");
+                return if close {
+                    After::Close
+                } else {
+                    After::KeepAlive
+                };
+            }
+            // Several ranges on a miss: the whole body (a 200 is always a valid answer).
+            RangeDecision::Full | RangeDecision::Multi(_) => {}
+        }
+    }
+    match window {
+        Some(r) => {
+            status_line(out, 206, b"Partial Content");
+            head.meta.headers.write_to(out);
+            field(
+                out,
+                "Content-Range",
+                range::content_range(r, head.content_length.unwrap_or(0)).as_bytes(),
+            );
+        }
+        None => out.extend_from_slice(&head.meta.head),
+    }
     let (chunked, until_close) = match (has_body, head.content_length) {
         (false, _) => (false, false),
         (true, Some(n)) => {
-            number_field(out, "Content-Length", n);
+            number_field(out, "Content-Length", window.map_or(n, |r| r.length()));
             (false, false)
         }
         (true, None) if req.version == Version::Http11 => {
@@ -260,13 +363,40 @@ async fn stream(
         };
     }
     let mut hdr = Vec::with_capacity(20);
+    // Offset of the next fill byte, for range windows.
+    let mut offset: u64 = 0;
     loop {
         let ev = match events.recv_async().await {
             Ok(ev) => ev,
             Err(_) => return After::Close,
         };
         match ev {
-            FillEvent::Data(b) => {
+            FillEvent::Data(mut b) => {
+                if let Some(w) = window {
+                    let start = offset;
+                    offset += b.len() as u64;
+                    if offset <= w.start {
+                        continue;
+                    }
+                    let from = w.start.saturating_sub(start) as usize;
+                    let to = ((w.end + 1).min(offset) - start) as usize;
+                    b = b.slice(from..to);
+                    if vc.send(&b).await.is_err() {
+                        return After::Close;
+                    }
+                    if offset > w.end {
+                        // The window is complete; the fill goes on without this viewer.
+                        return if close {
+                            After::Close
+                        } else {
+                            After::KeepAlive
+                        };
+                    }
+                    if events.is_empty() && vc.flush().await.is_err() {
+                        return After::Close;
+                    }
+                    continue;
+                }
                 let r = if chunked {
                     hdr.clear();
                     write_chunk_header(b.len(), &mut hdr);

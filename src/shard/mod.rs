@@ -46,6 +46,8 @@ pub struct Shard {
     /// Fills running on this shard; a draining shard waits for them too, since viewers on other
     /// shards may be following them.
     pub active_fills: Cell<usize>,
+    /// Seeds multipart/byteranges boundaries (distinct per response).
+    boundary_seed: Cell<u64>,
 }
 
 impl Shard {
@@ -103,6 +105,7 @@ impl Shard {
             draining: Cell::new(false),
             open_connections: Cell::new(0),
             active_fills: Cell::new(0),
+            boundary_seed: Cell::new((id as u64) << 48),
         })
     }
 
@@ -154,6 +157,13 @@ impl Shard {
             self.start_fill(key, fill, nf);
         }
         found
+    }
+
+    /// A fresh seed for a multipart boundary.
+    pub fn next_boundary_seed(&self) -> u64 {
+        let s = self.boundary_seed.get().wrapping_add(1);
+        self.boundary_seed.set(s);
+        s
     }
 
     /// Drops `key`'s stored response on its owner.
