@@ -1,0 +1,350 @@
+//! The disk tier: an append-only, segment-structured object store on
+//! preallocated files, read through a residency-checked read-only mapping.
+//!
+//! Owns: the [`DiskTier`] facade tying together the files and segment table
+//! (`segments`), the RAM index (`index`), the writer (`writer`), the read
+//! paths (`reader`) and start-up recovery (`recovery`). The byte format is
+//! in `format`, the stable key digest in `digest`, the syscalls behind the
+//! [`SegmentIo`] trait in `io`, and `mincore` in `resident`.
+//!
+//! Single-threaded: one tier per owning shard, no locks. Keys, meta and
+//! bodies are opaque bytes; the server stores the HTTP head in `meta`.
+//!
+//! Invariants:
+//! - the index holds at most one entry per 64-bit index key, pointing at the
+//!   newest `Object` record of that key in a non-free segment;
+//! - every record reachable from the index is fully inside its segment and
+//!   was completely appended (in the buffer or on disk) before it became
+//!   reachable;
+//! - nothing is ever written through the mapping, and no data file is
+//!   truncated or hole-punched while open;
+//! - a removed key stays removed across restarts: `remove` always appends a
+//!   tombstone;
+//! - eviction is FIFO over segments: the oldest segment is reclaimed when
+//!   the writer needs the space, dropping its entries except objects hit
+//!   since their last write, which are copied forward (bounded per segment).
+//!
+//! Not done yet: objects larger than one segment (chunk chains) are refused
+//! with [`DiskError::TooLarge`]; inserts need the whole body up front.
+
+mod digest;
+mod error;
+mod format;
+mod index;
+mod io;
+mod reader;
+mod recovery;
+mod resident;
+mod segments;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use digest::KeyDigest;
+pub use error::{DiskError, Result};
+pub use format::{RecordKind, ALIGN, FORMAT_VERSION};
+pub use index::{DiskIndex, IndexEntry};
+pub use io::{SegmentIo, StdFileIo};
+pub use reader::{DiskObject, DiskRange, ObjectStream};
+pub use recovery::RecoveryReport;
+
+use format::FILE_HEADER_SIZE;
+use segments::Segments;
+use writer::Writer;
+
+/// How a [`DiskTier`] lays out and writes its files.
+#[derive(Clone, Debug)]
+pub struct DiskConfig {
+    /// Data files and their sizes in bytes. Each is preallocated to its size
+    /// and cut into `(size - 4096) / segment_size` segments.
+    pub files: Vec<(PathBuf, u64)>,
+    /// Segment size in bytes, a multiple of [`ALIGN`] (default 64 MiB).
+    pub segment_size: u64,
+    /// Body bytes per CRC-checked block (default 64 KiB).
+    pub block_size: u32,
+    /// `maybe_flush` writes the aggregation buffer once its oldest byte is
+    /// this old (default 1 s).
+    pub flush_delay: Duration,
+    /// Aggregation buffer size in bytes (default 1 MiB).
+    pub write_buffer: usize,
+    /// Reads shorter than this never use the mapping (default 64 KiB): the
+    /// copy costs less than the `mincore` call and skips its race.
+    pub mmap_min_read: usize,
+    /// `fdatasync` before writing a segment's footer, so a sealed footer
+    /// never reaches the disk before the records it describes (default on).
+    pub sync_on_seal: bool,
+}
+
+impl DiskConfig {
+    /// Defaults for everything but the files.
+    pub fn new(files: Vec<(PathBuf, u64)>) -> Self {
+        DiskConfig {
+            files,
+            segment_size: 64 << 20,
+            block_size: 64 << 10,
+            flush_delay: Duration::from_secs(1),
+            write_buffer: 1 << 20,
+            mmap_min_read: 64 << 10,
+            sync_on_seal: true,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |why: &str| Err(DiskError::Config(why.to_string()));
+        if self.files.is_empty() {
+            return bad("no data files");
+        }
+        if self.segment_size % ALIGN != 0 || self.segment_size < 64 << 10 {
+            return bad("segment_size must be a multiple of 512 and at least 64 KiB");
+        }
+        if self.segment_size > IndexEntry::MAX_OFFSET || self.segment_size > u64::from(u32::MAX) {
+            return bad("segment_size too large for the index entry");
+        }
+        if self.block_size < 512 || u64::from(self.block_size) > self.segment_size / 4 {
+            return bad("block_size must be at least 512 and at most segment_size / 4");
+        }
+        if self.write_buffer < ALIGN as usize {
+            return bad("write_buffer must be at least 512 bytes");
+        }
+        let mut segments = 0;
+        for (path, size) in &self.files {
+            let Some(n) = size
+                .checked_sub(FILE_HEADER_SIZE)
+                .map(|s| s / self.segment_size)
+            else {
+                return bad(&format!("{} is smaller than its header", path.display()));
+            };
+            segments += n;
+        }
+        if segments < 2 {
+            return bad("the files must hold at least two segments");
+        }
+        Ok(())
+    }
+}
+
+/// Where a record is: returned by [`DiskTier::lookup`] and `insert`, valid
+/// until its segment is reclaimed (reads then answer a miss).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    seg: u32,
+    seq: u64,
+    offset: u64,
+    len_hint: u64,
+}
+
+impl Location {
+    /// Global segment number.
+    pub fn segment(&self) -> u32 {
+        self.seg
+    }
+
+    /// Sequence number of the segment generation holding the record.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Byte offset of the record inside its segment.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// Counters of the write side, monotonically increasing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    pub inserts: u64,
+    pub removes: u64,
+    /// Aligned record bytes appended (reinsertions included).
+    pub bytes_written: u64,
+    pub segments_sealed: u64,
+    pub segments_reclaimed: u64,
+    /// Index entries dropped by reclaim.
+    pub evicted: u64,
+    /// Hit objects copied forward by reclaim.
+    pub reinserted: u64,
+}
+
+/// Counters of the read side (interior mutability: reads take `&self`).
+#[derive(Debug, Default)]
+struct ReadStats {
+    mmap_reads: Cell<u64>,
+    io_reads: Cell<u64>,
+}
+
+/// The disk tier of one shard.
+pub struct DiskTier {
+    cfg: DiskConfig,
+    segments: Segments,
+    index: DiskIndex,
+    writer: Writer,
+    next_seq: u64,
+    stats: DiskStats,
+    read_stats: ReadStats,
+    recovery: RecoveryReport,
+}
+
+impl DiskTier {
+    /// Opens (creating or recovering) the files of `cfg`. See the
+    /// `recovery` module for what is trusted and what is dropped.
+    pub fn open(cfg: DiskConfig) -> Result<Self> {
+        cfg.validate()?;
+        let mut report = RecoveryReport::default();
+        let started = Instant::now();
+        let mut segments = recovery::open_files(&cfg, &mut report)?;
+        let mut index = DiskIndex::new();
+        let (newest, next_seq) = recovery::rebuild(&cfg, &mut segments, &mut index, &mut report)?;
+        let mut tier = DiskTier {
+            writer: Writer::new(cfg.write_buffer),
+            cfg,
+            segments,
+            index,
+            next_seq,
+            stats: DiskStats::default(),
+            read_stats: ReadStats::default(),
+            recovery: report,
+        };
+        let first = newest.map_or(0, |s| tier.segments.next(s));
+        tier.open_segment(first)?;
+        tier.recovery.elapsed = started.elapsed();
+        Ok(tier)
+    }
+
+    /// Stores `key` with `meta` and `body`, replacing any older version.
+    /// The record is visible to lookups at once and reaches the file at the
+    /// next flush.
+    pub fn insert(&mut self, key: &[u8], meta: &[u8], body: &[u8]) -> Result<Location> {
+        let loc = self
+            .append_record(RecordKind::Object, key, meta, body, true)?
+            .ok_or(DiskError::Corrupt("record did not fit an empty segment"))?;
+        self.stats.inserts += 1;
+        Ok(loc)
+    }
+
+    /// Removes `key` (also after a restart: a tombstone is written). Returns
+    /// whether the index held it. Call it when a read returns `Corrupt`.
+    pub fn remove(&mut self, key: &[u8]) -> Result<bool> {
+        let had = self.index.remove(KeyDigest::of(key).index_key()).is_some();
+        self.append_record(RecordKind::Tombstone, key, &[], &[], true)?;
+        self.stats.removes += 1;
+        Ok(had)
+    }
+
+    /// Finds where `key`'s newest record is, and marks it hit (a hit object
+    /// survives reclaim once). A `Some` may still read as a miss if another
+    /// key shares the 64-bit index key.
+    pub fn lookup(&mut self, key: &[u8]) -> Option<Location> {
+        let ikey = KeyDigest::of(key).index_key();
+        let e = self.index.get(ikey)?;
+        let seq = self.segments.info(e.seg)?.seq;
+        self.index.mark_hit(ikey);
+        Some(Location {
+            seg: e.seg,
+            seq,
+            offset: e.offset,
+            len_hint: e.len_hint(),
+        })
+    }
+
+    /// Writes out the aggregation buffer.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_writer()
+    }
+
+    /// Flushes if the oldest buffered byte is older than `flush_delay`.
+    /// Returns whether it flushed.
+    pub fn maybe_flush(&mut self, now: Instant) -> Result<bool> {
+        match self.writer.buf_since {
+            Some(t) if now.saturating_duration_since(t) >= self.cfg.flush_delay => {
+                self.flush_writer()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Flushes and makes every file durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush_writer()?;
+        for f in &self.segments.files {
+            f.io.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Number of indexed objects.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Bytes of RAM held by the index.
+    pub fn index_bytes(&self) -> usize {
+        self.index.memory_bytes()
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        self.stats
+    }
+
+    /// Reads served from the mapping and through `read_at`.
+    pub fn read_counts(&self) -> (u64, u64) {
+        (
+            self.read_stats.mmap_reads.get(),
+            self.read_stats.io_reads.get(),
+        )
+    }
+
+    /// What `open` found.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Smallest `seq` of a segment still holding data: objects inserted into
+    /// a segment with `seq >= oldest_live_seq()` have not been evicted.
+    pub fn oldest_live_seq(&self) -> Option<u64> {
+        self.segments.oldest_live_seq()
+    }
+
+    /// Largest body (with an empty key and meta) one record can hold.
+    pub fn max_body_len(&self) -> u64 {
+        let bs = u64::from(self.cfg.block_size);
+        let room = self.max_record_len() - format::RECORD_HEADER_LEN;
+        room - room.div_ceil(bs + format::BLOCK_CRC_LEN) * format::BLOCK_CRC_LEN
+    }
+
+    /// The data file and byte span `[start, start + len)` of the record at
+    /// `loc` (exact length, no padding). For tests and tools that inspect
+    /// or damage the files.
+    #[doc(hidden)]
+    pub fn record_span(&self, loc: &Location) -> Option<(PathBuf, u64, u64)> {
+        let (file, start) = self.segments.locate(loc.seg, loc.offset)?;
+        let mut hb = [0u8; format::RECORD_HEADER_LEN as usize];
+        self.read_span(loc.seg, loc.offset, &mut hb).ok()?;
+        let hdr = format::RecordHeader::decode_unchecked(&hb)?;
+        Some((file.path.clone(), start, hdr.layout.total_len()))
+    }
+
+    /// Byte span of segment `seg` in its file, and that file's path.
+    #[doc(hidden)]
+    pub fn segment_span(&self, seg: u32) -> Option<(PathBuf, u64, u64)> {
+        let (file, start) = self.segments.locate(seg, 0)?;
+        Some((file.path.clone(), start, self.cfg.segment_size))
+    }
+}
+
+impl Drop for DiskTier {
+    /// Best effort: a clean shutdown keeps buffered records. A failure here
+    /// only loses cache contents, which recovery tolerates.
+    fn drop(&mut self) {
+        let _ = self.flush_writer();
+    }
+}
