@@ -70,6 +70,10 @@ pub struct CacheConfig {
     pub stale_if_error: Millis,
     pub max_waiters: usize,
     pub collapse_timeout: Millis,
+    /// Disk tier locations, "PATH=SIZE" (a directory and the bytes to use there).
+    pub disk: Vec<String>,
+    pub disk_segment_size: ByteSize,
+    pub disk_flush_delay: Millis,
 }
 
 impl Default for ServerConfig {
@@ -124,6 +128,9 @@ impl Default for CacheConfig {
             heuristic_max: Millis(24 * 3_600_000),
             uncacheable_ttl: Millis(10_000),
             stale_if_error: Millis(0),
+            disk: Vec::new(),
+            disk_segment_size: ByteSize(64 << 20),
+            disk_flush_delay: Millis(1_000),
             max_waiters: 10_000,
             collapse_timeout: Millis(35_000),
         }
@@ -243,6 +250,15 @@ impl Config {
                 "must be between 0 and 1",
             ));
         }
+        for d in &c.disk {
+            parse_disk(d)?;
+        }
+        if c.disk_segment_size.0 < (1 << 20) || c.disk_flush_delay.0 > 60_000 {
+            return Err(invalid(
+                "cache.disk_segment_size",
+                "segments must be at least 1MiB, and cache.disk_flush_delay at most 60s",
+            ));
+        }
         if c.max_waiters == 0 {
             return Err(invalid("cache.max_waiters", "must be at least 1"));
         }
@@ -292,6 +308,22 @@ impl Config {
     pub fn drain_timeout(&self) -> Duration {
         self.server.drain_timeout.get()
     }
+}
+
+/// Parses a `cache.disk` entry, "PATH=SIZE".
+pub fn parse_disk(entry: &str) -> Result<(std::path::PathBuf, u64), ConfigError> {
+    let (path, size) = entry.rsplit_once('=').ok_or_else(|| {
+        invalid(
+            "cache.disk",
+            format!("{entry:?}: expected PATH=SIZE, e.g. /var/cache/verge=100GiB"),
+        )
+    })?;
+    let size = crate::units::parse_size(size)
+        .map_err(|e| invalid("cache.disk", format!("{entry:?}: {e}")))?;
+    if path.is_empty() {
+        return Err(invalid("cache.disk", format!("{entry:?}: empty path")));
+    }
+    Ok((std::path::PathBuf::from(path), size))
 }
 
 impl OriginAddr {

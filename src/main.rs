@@ -25,6 +25,10 @@ struct Cli {
     /// RAM tier budget, e.g. 512MiB (overrides cache.ram).
     #[arg(long, value_name = "SIZE")]
     ram: Option<String>,
+    /// Disk tier location and size, PATH=SIZE (e.g. /var/cache/verge=100GiB); repeatable
+    /// (overrides cache.disk).
+    #[arg(long, value_name = "PATH=SIZE")]
+    disk: Vec<String>,
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -46,6 +50,9 @@ fn load(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(n) = cli.shards {
         cfg.server.shards = n;
+    }
+    if !cli.disk.is_empty() {
+        cfg.cache.disk = cli.disk.clone();
     }
     if let Some(r) = &cli.ram {
         cfg.cache.ram = ByteSize(parse_size(r).map_err(|e| format!("--ram: {e}"))?);

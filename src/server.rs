@@ -70,8 +70,12 @@ pub fn run(cfg: Config) -> Result<(), ServerError> {
             .name(&format!("verge-shard-{id}"))
             .io_memory(cfg.server.io_memory.0 as usize)
             .spawn(move || async move {
-                let shard = Shard::new(id, cfg, origin_addr, peers);
-                shard.run(inbox, ready).await;
+                match Shard::new(id, cfg, origin_addr, peers) {
+                    Ok(shard) => shard.run(inbox, ready).await,
+                    Err(reason) => {
+                        let _ = ready.send(Err(reason));
+                    }
+                }
             })
             .map_err(|e| ServerError::Start {
                 shard: id,

@@ -6,5 +6,6 @@ pub mod fill;
 pub mod key;
 pub mod object;
 pub mod owner;
+pub mod persist;
 pub mod policy;
 pub mod surrogate;

@@ -8,13 +8,14 @@
 use super::fill::{Fill, FillEvent};
 use super::key::CacheKey;
 use super::object::{join_values, StoredObject};
+use super::persist;
 use crate::http::headers::Headers;
 use ahash::AHashMap;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use verge_storage::RamTier;
+use verge_storage::{DiskTier, RamTier};
 
 /// Most uncacheable marks kept; past it the expired ones are swept, then the oldest half dropped.
 const MAX_UNCACHEABLE_MARKS: usize = 100_000;
@@ -82,10 +83,17 @@ pub struct OwnerState {
     fills: AHashMap<CacheKey, Rc<RefCell<Fill>>>,
     uncacheable: AHashMap<CacheKey, Instant>,
     max_waiters: usize,
+    /// This shard's stripe of the disk tier, if one is configured. Holds objects without Vary.
+    disk: Option<DiskTier>,
 }
 
 impl OwnerState {
-    pub fn new(ram_bytes: u64, max_object_bytes: u64, max_waiters: usize) -> Self {
+    pub fn new(
+        ram_bytes: u64,
+        max_object_bytes: u64,
+        max_waiters: usize,
+        disk: Option<DiskTier>,
+    ) -> Self {
         let mut ram = RamTier::new(ram_bytes);
         ram.set_max_object_bytes(max_object_bytes);
         OwnerState {
@@ -94,6 +102,7 @@ impl OwnerState {
             fills: AHashMap::new(),
             uncacheable: AHashMap::new(),
             max_waiters,
+            disk,
         }
     }
 
@@ -190,7 +199,10 @@ impl OwnerState {
 
     /// The stored object for `key` that matches `req`'s varying fields, if any.
     fn find(&mut self, key: &CacheKey, req: &Headers) -> Option<Arc<StoredObject>> {
-        let (names, generation) = match self.ram.get(key)? {
+        let Some(entry) = self.ram.get(key) else {
+            return self.load_from_disk(key);
+        };
+        let (names, generation) = match entry {
             Entry::Object(o) => return Some(o.clone()),
             Entry::Variants { names, generation } => (names.clone(), *generation),
         };
@@ -208,13 +220,74 @@ impl OwnerState {
         }
     }
 
+    /// A disk hit, promoted into the RAM tier. A record that fails its checks is dropped (a miss).
+    fn load_from_disk(&mut self, key: &CacheKey) -> Option<Arc<StoredObject>> {
+        let disk = self.disk.as_mut()?;
+        let loc = disk.lookup(key.as_str().as_bytes())?;
+        let obj = match disk.read_object(&loc, key.as_str().as_bytes()) {
+            Ok(Some(found)) => persist::decode(&found.meta, found.body),
+            Ok(None) => None,
+            Err(_) => None,
+        };
+        let Some(obj) = obj.map(Arc::new) else {
+            let _ = disk.remove(key.as_str().as_bytes());
+            return None;
+        };
+        let charge = obj.charge(key.heap_bytes());
+        let _ = self
+            .ram
+            .insert(key.clone(), Entry::Object(obj.clone()), charge);
+        Some(obj)
+    }
+
+    /// Writes a complete object without Vary to this shard's disk stripe (when there is one and the
+    /// object fits). A write error is not fatal for serving: the object stays in RAM.
+    fn store_on_disk(&mut self, key: &CacheKey, obj: &StoredObject) {
+        let Some(disk) = self.disk.as_mut() else {
+            return;
+        };
+        if obj.body_len > disk.max_body_len() {
+            return;
+        }
+        let meta = persist::encode(obj);
+        let body = persist::body_bytes(obj);
+        let _ = disk.insert(key.as_str().as_bytes(), &meta, &body);
+    }
+
+    /// Removes `key` from the disk stripe (a tombstone, so it stays gone after a restart).
+    fn disk_forget(&mut self, key: &CacheKey) {
+        if let Some(d) = self.disk.as_mut() {
+            if d.lookup(key.as_str().as_bytes()).is_some() {
+                let _ = d.remove(key.as_str().as_bytes());
+            }
+        }
+    }
+
+    /// Flushes the disk stripe's write buffer if it is older than the flush delay.
+    pub fn flush_disk_if_due(&mut self, now: Instant) {
+        if let Some(d) = self.disk.as_mut() {
+            let _ = d.maybe_flush(now);
+        }
+    }
+
+    /// Writes out and syncs the disk stripe (at shutdown).
+    pub fn sync_disk(&mut self) {
+        if let Some(d) = self.disk.as_mut() {
+            let _ = d.flush();
+            let _ = d.sync();
+        }
+    }
+
     /// Stores a complete object (under its variant key when it varies). Returns false if the RAM tier
     /// refused it (too large).
     pub fn store(&mut self, key: CacheKey, obj: Arc<StoredObject>) -> bool {
         if obj.meta.vary.is_empty() {
+            self.store_on_disk(&key, &obj);
             let charge = obj.charge(key.heap_bytes());
             return self.ram.insert(key, Entry::Object(obj), charge).is_ok();
         }
+        // A varying response replaces whatever single object the disk held for the URL.
+        self.disk_forget(&key);
         let names: Arc<[String]> = obj.meta.vary.names().into();
         let generation = match self.ram.peek(&key) {
             Some(Entry::Variants {
@@ -255,12 +328,14 @@ impl OwnerState {
             }
         }
         self.ram.remove(&key);
+        self.disk_forget(&key);
         self.uncacheable.insert(key, now + ttl);
     }
 
     /// Drops the stored response for `key` (after a successful unsafe request).
     pub fn invalidate(&mut self, key: &CacheKey) {
         self.ram.remove(key);
+        self.disk_forget(key);
     }
 
     pub fn ram_used_bytes(&self) -> u64 {

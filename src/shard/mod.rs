@@ -27,6 +27,30 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use verge_storage::{DiskConfig, DiskTier};
+
+/// Opens (and recovers) this shard's stripe of every configured disk location.
+fn open_disk_stripe(cfg: &Config, id: usize, count: usize) -> Result<Option<DiskTier>, String> {
+    if cfg.cache.disk.is_empty() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for entry in &cfg.cache.disk {
+        let (dir, size) = crate::config::parse_disk(entry).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cache.disk: cannot create {}: {e}", dir.display()))?;
+        files.push((
+            dir.join(format!("verge-stripe-{id}-of-{count}.dat")),
+            size / count as u64,
+        ));
+    }
+    let mut dc = DiskConfig::new(files);
+    dc.segment_size = cfg.cache.disk_segment_size.0;
+    dc.flush_delay = cfg.cache.disk_flush_delay.get();
+    DiskTier::open(dc)
+        .map_err(|e| format!("cache.disk: shard {id}: {e}"))
+        .map(Some)
+}
 
 /// Everything one shard owns.
 pub struct Shard {
@@ -56,7 +80,7 @@ impl Shard {
         cfg: Arc<Config>,
         origin_addr: SocketAddr,
         peers: Vec<flume::Sender<MeshMsg>>,
-    ) -> Rc<Self> {
+    ) -> Result<Rc<Self>, String> {
         let count = peers.len();
         let limits = HeadLimits {
             max_request_line: cfg.http.max_request_line,
@@ -80,10 +104,12 @@ impl Shard {
             limits: origin_limits,
         });
         let per_shard_ram = cfg.cache.ram.0 / count as u64;
+        let disk = open_disk_stripe(&cfg, id, count)?;
         let owner = OwnerState::new(
             per_shard_ram,
             cfg.cache.max_object_size.0.min(per_shard_ram),
             cfg.cache.max_waiters,
+            disk,
         );
         let policy = PolicyConfig {
             heuristic_fraction: cfg.cache.heuristic_fraction,
@@ -91,7 +117,7 @@ impl Shard {
             ..PolicyConfig::default()
         };
         let (drain_tx, drain_rx) = flume::bounded(1);
-        Rc::new(Shard {
+        Ok(Rc::new(Shard {
             id,
             count,
             cfg,
@@ -106,7 +132,7 @@ impl Shard {
             open_connections: Cell::new(0),
             active_fills: Cell::new(0),
             boundary_seed: Cell::new((id as u64) << 48),
-        })
+        }))
     }
 
     /// Looks `key` up on its owner shard (locally when that is this shard). `make_fill` builds what a
@@ -226,6 +252,15 @@ impl Shard {
         }
     }
 
+    /// Writes the disk stripe's buffer out once it is older than the flush delay.
+    async fn disk_flusher(self: Rc<Self>) {
+        let tick = (self.cfg.cache.disk_flush_delay.get() / 4).max(Duration::from_millis(10));
+        while !self.draining.get() {
+            glommio::timer::sleep(tick).await;
+            self.owner.borrow_mut().flush_disk_if_due(Instant::now());
+        }
+    }
+
     /// The body of one shard's executor: bind, serve, and on shutdown drain within the bound.
     pub async fn run(
         self: Rc<Self>,
@@ -247,6 +282,7 @@ impl Shard {
         }
         let _ = ready.send(Ok(()));
         glommio::spawn_local(self.clone().mesh_loop(inbox)).detach();
+        glommio::spawn_local(self.clone().disk_flusher()).detach();
         let accepts: Vec<_> = listeners
             .into_iter()
             .map(|l| glommio::spawn_local(self.clone().accept_loop(l)))
@@ -262,5 +298,6 @@ impl Shard {
         {
             glommio::timer::sleep(Duration::from_millis(20)).await;
         }
+        self.owner.borrow_mut().sync_disk();
     }
 }
