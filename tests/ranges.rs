@@ -79,3 +79,32 @@ fn ranges_on_hits() {
     assert_eq!(r.status, 200, "unknown range units are ignored");
     assert_eq!(o.count("/obj"), 1);
 }
+
+#[test]
+fn a_stored_partial_response_answers_ranges_inside_it() {
+    // An origin that answers 206 with bytes 4-9 of a 10-byte representation whatever it is asked.
+    let o = Origin::start(|_, s| {
+        let _ = std::io::Write::write_all(
+            s,
+            b"HTTP/1.1 206 Partial Content\r\nCache-Control: max-age=300\r\nContent-Range: bytes 4-9/10\r\nContent-Length: 6\r\n\r\n456789",
+        );
+        Then::KeepAlive
+    });
+    let v = Verge::start(&o.url(), "");
+    let r = get_with(&v, "/part", "Range: bytes=-6\r\n");
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"456789"[..]));
+    for (range, body, cr) in [
+        ("bytes=6-8", &b"678"[..], "bytes 6-8/10"),
+        ("bytes=-1", b"9", "bytes 9-9/10"),
+        ("bytes=5-", b"56789", "bytes 5-9/10"),
+    ] {
+        let r = get_with(&v, "/part", &format!("Range: {range}\r\n"));
+        assert_eq!((r.status, r.body.as_slice()), (206, body), "{range}");
+        assert_eq!(r.header("content-range"), Some(cr));
+        assert_eq!(r.x_cache(), "Hit from verge");
+    }
+    assert_eq!(o.count("/part"), 1);
+    // A range outside the stored span, or no range at all, goes to the origin.
+    get_with(&v, "/part", "Range: bytes=0-1\r\n");
+    assert_eq!(o.count("/part"), 2);
+}

@@ -133,6 +133,32 @@ pub struct StoredObject {
     pub body: Vec<Bytes>,
     pub body_len: u64,
     pub freshness: Freshness,
+    /// Set for a stored 206: the body holds bytes `start..start + body_len` of a representation of
+    /// `complete_len` bytes, and only ranges inside it may be answered from it.
+    pub partial: Option<PartialSpan>,
+}
+
+/// Where a stored partial response sits in its complete representation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialSpan {
+    pub start: u64,
+    pub complete_len: u64,
+}
+
+impl PartialSpan {
+    /// Parses a single-range `Content-Range: bytes a-b/len` whose span holds `body_len` bytes.
+    pub fn from_content_range(value: &[u8], body_len: u64) -> Option<Self> {
+        let v = std::str::from_utf8(value).ok()?.trim();
+        let rest = v.strip_prefix("bytes ")?;
+        let (span, len) = rest.split_once('/')?;
+        let (a, b) = span.split_once('-')?;
+        let (start, end, complete_len): (u64, u64, u64) =
+            (a.parse().ok()?, b.parse().ok()?, len.parse().ok()?);
+        (start <= end && end < complete_len && end - start + 1 == body_len).then_some(PartialSpan {
+            start,
+            complete_len,
+        })
+    }
 }
 
 impl StoredObject {
@@ -183,6 +209,22 @@ impl StoredObject {
     pub fn shareable_with_authorization(&self) -> bool {
         let cc = &self.freshness.cc;
         cc.public || cc.must_revalidate || cc.s_maxage.is_some()
+    }
+
+    /// For a stored partial response: the request's single range, if it lies inside the stored span
+    /// (translated to offsets in the stored body). `None` means this object cannot answer `req`.
+    pub fn covered_range(&self, req: &Headers) -> Option<crate::http::range::ByteRange> {
+        use crate::http::range::{decide, ByteRange, RangeDecision};
+        let p = self.partial?;
+        match decide(req, true, &self.meta.headers, p.complete_len, 64) {
+            RangeDecision::Single(r) if r.start >= p.start && r.end < p.start + self.body_len => {
+                Some(ByteRange {
+                    start: r.start - p.start,
+                    end: r.end - p.start,
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Whether this object may answer `req` without contacting the origin at `now`.

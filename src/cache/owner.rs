@@ -117,7 +117,10 @@ impl OwnerState {
         refresh: bool,
         now: SystemTime,
     ) -> (Lookup, Option<NewFill>) {
-        let stored = self.find(key, req);
+        // A stored partial response only counts for ranges inside it.
+        let stored = self
+            .find(key, req)
+            .filter(|o| o.partial.is_none() || o.covered_range(req).is_some());
         if let Some(obj) = &stored {
             if !refresh && obj.usable_for(req, now) {
                 return (

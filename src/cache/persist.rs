@@ -130,6 +130,7 @@ pub fn decode(meta: &[u8], body: Bytes) -> Option<StoredObject> {
             lifetime,
             cc,
         },
+        partial: None,
     })
 }
 
@@ -172,6 +173,7 @@ mod tests {
                 lifetime: Duration::from_secs(60),
                 cc: CacheControl::parse(&h),
             },
+            partial: None,
         };
         let meta = encode(&obj);
         let back = decode(&meta, body_bytes(&obj)).unwrap();

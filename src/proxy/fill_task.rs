@@ -13,7 +13,7 @@
 use crate::cache::cache_control::CacheControl;
 use crate::cache::fill::{Fill, FillEvent, FillHead};
 use crate::cache::key::CacheKey;
-use crate::cache::object::{Freshness, ResponseMeta, StoredObject, VarySpec};
+use crate::cache::object::{Freshness, PartialSpan, ResponseMeta, StoredObject, VarySpec};
 use crate::cache::owner::NewFill;
 use crate::cache::policy;
 use crate::cache::surrogate::SurrogateControl;
@@ -48,6 +48,8 @@ struct Prepared {
     stored_meta: Option<Arc<ResponseMeta>>,
     decision: Result<Freshness, &'static str>,
     corrected_initial_age: Duration,
+    /// For a 206: where its bytes sit in the complete representation.
+    partial: Option<PartialSpan>,
 }
 
 /// Counts a shard's running fills for as long as one lives.
@@ -128,7 +130,14 @@ async fn stream_and_store(
     let OriginResponse { head, mut body } = resp;
     let declared = body.declared_length();
     let max_object = shard.cfg.cache.max_object_size.0;
-    let mut p = prepare(shard, req_headers, head, request_time, response_time);
+    let mut p = prepare(
+        shard,
+        req_headers,
+        head,
+        declared,
+        request_time,
+        response_time,
+    );
     if matches!(declared, Some(n) if n > max_object) {
         p.decision = Err("too-large");
     }
@@ -172,6 +181,7 @@ async fn stream_and_store(
                         body: chunks,
                         body_len: received,
                         freshness,
+                        partial: p.partial,
                     };
                     shard.owner.borrow_mut().store(key.clone(), Arc::new(obj));
                 }
@@ -318,6 +328,7 @@ fn refresh_from_304(
         body: stale.body.clone(),
         body_len: stale.body_len,
         freshness,
+        partial: stale.partial,
     });
     match &decision {
         Ok(_) => {
@@ -351,6 +362,7 @@ fn prepare(
     shard: &Shard,
     req_headers: &Headers,
     head: ResponseHead,
+    declared: Option<u64>,
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> Prepared {
@@ -370,10 +382,15 @@ fn prepare(
     }
     let vary = VarySpec::capture(&headers, req_headers);
     let cc = CacheControl::parse(&headers);
+    // A 206 with one known span is stored as a partial object (RFC 9111 §3.3), judged like a 200.
+    let partial = match (status, declared, headers.get("content-range")) {
+        (206, Some(n), Some(cr)) => PartialSpan::from_content_range(cr, n),
+        _ => None,
+    };
     let decision = decide(
         shard,
         req_headers,
-        status,
+        if partial.is_some() { 200 } else { status },
         &headers,
         &cc,
         &sc,
@@ -411,6 +428,7 @@ fn prepare(
         stored_meta,
         decision,
         corrected_initial_age,
+        partial,
     }
 }
 

@@ -79,6 +79,34 @@ pub async fn hit(
         out.extend_from_slice(b"\r\n");
         return After::KeepAlive;
     }
+    if let (Some(p), Some(r)) = (obj.partial, obj.covered_range(&req.headers)) {
+        // A stored 206 answering a range inside it (the owner checked the coverage).
+        status_line(out, 206, b"Partial Content");
+        let mut h = obj.meta.headers.clone();
+        h.remove("content-range");
+        h.write_to(out);
+        let whole = range::ByteRange {
+            start: r.start + p.start,
+            end: r.end + p.start,
+        };
+        field(
+            out,
+            "Content-Range",
+            range::content_range(whole, p.complete_len).as_bytes(),
+        );
+        number_field(out, "Content-Length", r.length());
+        number_field(out, "Age", age.as_secs());
+        cache_fields(out, shard, &cs, true, close);
+        out.extend_from_slice(b"\r\n");
+        if is_get {
+            for chunk in range::slice_chunks(&obj.body, r) {
+                if vc.send(&chunk).await.is_err() {
+                    return After::Close;
+                }
+            }
+        }
+        return After::KeepAlive;
+    }
     let ranges = if obj.meta.status == 200 && req.headers.contains("range") {
         range::decide(
             &req.headers,
