@@ -264,6 +264,7 @@ fn stored_object() -> Arc<StoredObject> {
             lifetime: Duration::from_secs(3600),
             cc,
         },
+        partial: None,
     })
 }
 
