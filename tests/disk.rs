@@ -164,3 +164,67 @@ fn a_bad_disk_setting_stops_start_up() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cache.disk"));
 }
+
+/// Major faults of the process's shard threads (named `verge-shard-N`), from /proc.
+fn shard_major_faults(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with("verge-shard") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state(3) ... majflt is field 12.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split(' ').collect();
+        total += fields[9].parse::<u64>().unwrap();
+        threads += 1;
+    }
+    assert!(
+        threads > 0,
+        "no verge-shard threads found in /proc/{pid}/task"
+    );
+    total
+}
+
+/// Drops the page cache's copy of every file in `dir`.
+fn evict_page_cache(dir: &std::path::Path) {
+    use std::os::unix::io::AsRawFd;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let f = std::fs::File::open(entry.unwrap().path()).unwrap();
+        // SAFETY: plain advisory call on an open descriptor.
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+    }
+}
+
+#[test]
+fn cold_disk_reads_take_no_major_faults_on_the_shards() {
+    let o = origin();
+    let dir = temp_dir();
+    let mut v = start(&o, &dir, "1MiB");
+    for i in 0..200 {
+        get(&v, &format!("/c{i}"));
+    }
+    v.signal("TERM");
+    wait_exit(&mut v);
+    drop(v);
+    evict_page_cache(&dir.0);
+    let v = start(&o, &dir, "1MiB");
+    let before = shard_major_faults(v.child.id());
+    for i in 0..200 {
+        let p = format!("/c{i}");
+        let r = get(&v, &p);
+        assert_eq!(r.x_cache(), "Hit from verge", "{p}");
+        assert_eq!(r.body, body_for(&p, 10_000));
+    }
+    let after = shard_major_faults(v.child.id());
+    assert_eq!(
+        after - before,
+        0,
+        "major faults on serving threads during cold disk reads"
+    );
+    assert_eq!(o.requests().len(), 200);
+}

@@ -257,6 +257,17 @@ impl OwnerState {
         let _ = disk.insert(key.as_str().as_bytes(), &meta, &body);
     }
 
+    /// When `key` is not in RAM but on disk in pages that are not cached, the file span to warm
+    /// (asynchronously) before `lookup` reads it, so the read never stalls this core on the device.
+    pub fn disk_cold_span(&mut self, key: &CacheKey) -> Option<(std::path::PathBuf, u64, u64)> {
+        if self.disk.is_none() || self.ram.contains(key) {
+            return None;
+        }
+        let disk = self.disk.as_mut()?;
+        let loc = disk.lookup(key.as_str().as_bytes())?;
+        disk.cold_span(&loc)
+    }
+
     /// Removes `key` from the disk stripe (a tombstone, so it stays gone after a restart).
     fn disk_forget(&mut self, key: &CacheKey) {
         if let Some(d) = self.disk.as_mut() {

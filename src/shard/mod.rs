@@ -72,6 +72,8 @@ pub struct Shard {
     pub active_fills: Cell<usize>,
     /// Seeds multipart/byteranges boundaries (distinct per response).
     boundary_seed: Cell<u64>,
+    /// The disk stripe's files opened for io_uring buffered reads (warming cold records).
+    disk_files: RefCell<Vec<(std::path::PathBuf, Rc<glommio::io::BufferedFile>)>>,
 }
 
 impl Shard {
@@ -132,6 +134,7 @@ impl Shard {
             open_connections: Cell::new(0),
             active_fills: Cell::new(0),
             boundary_seed: Cell::new((id as u64) << 48),
+            disk_files: RefCell::new(Vec::new()),
         }))
     }
 
@@ -147,6 +150,7 @@ impl Shard {
     ) -> Option<Lookup> {
         let owner = key.owner(self.count);
         if owner == self.id {
+            self.warm_disk(key).await;
             let (found, new_fill) =
                 self.owner
                     .borrow_mut()
@@ -173,8 +177,39 @@ impl Shard {
         glommio::spawn_local(crate::proxy::fill_task::run(shard, key, fill, nf)).detach();
     }
 
+    /// If `key` is on disk in pages the kernel does not cache, reads that span through io_uring
+    /// first (a kernel worker waits for the device, not this core), so the lookup's synchronous read
+    /// is a copy from the page cache. Never a major fault: the disk tier maps only resident pages.
+    async fn warm_disk(&self, key: &CacheKey) {
+        let span = self.owner.borrow_mut().disk_cold_span(key);
+        let Some((path, offset, len)) = span else {
+            return;
+        };
+        let Some(file) = self.disk_file(&path).await else {
+            return;
+        };
+        let _ = file.read_at(offset, len as usize).await;
+    }
+
+    async fn disk_file(&self, path: &std::path::Path) -> Option<Rc<glommio::io::BufferedFile>> {
+        if let Some((_, f)) = self.disk_files.borrow().iter().find(|(p, _)| p == path) {
+            return Some(f.clone());
+        }
+        let f = Rc::new(glommio::io::BufferedFile::open(path).await.ok()?);
+        self.disk_files
+            .borrow_mut()
+            .push((path.to_path_buf(), f.clone()));
+        Some(f)
+    }
+
     /// A lookup sent by another shard.
-    fn lookup_for_peer(self: &Rc<Self>, key: CacheKey, fill: FillRequest, refresh: bool) -> Lookup {
+    async fn lookup_for_peer(
+        self: &Rc<Self>,
+        key: CacheKey,
+        fill: FillRequest,
+        refresh: bool,
+    ) -> Lookup {
+        self.warm_disk(&key).await;
         let (found, new_fill) =
             self.owner
                 .borrow_mut()
@@ -217,8 +252,13 @@ impl Shard {
                     refresh,
                     reply,
                 } => {
-                    let found = self.lookup_for_peer(key, fill, refresh);
-                    let _ = reply.send(found);
+                    // Its own task: a lookup may wait for a disk read; the mesh keeps serving.
+                    let shard = self.clone();
+                    glommio::spawn_local(async move {
+                        let found = shard.lookup_for_peer(key, fill, refresh).await;
+                        let _ = reply.send(found);
+                    })
+                    .detach();
                 }
                 MeshMsg::Invalidate { key } => self.owner.borrow_mut().invalidate(&key),
                 MeshMsg::Shutdown => self.begin_drain(),

@@ -98,6 +98,33 @@ impl DiskTier {
         Ok(())
     }
 
+    /// The file span that reading `loc` will touch, when part of it is not
+    /// in the page cache, so that a read now would wait for the device. A
+    /// server warms that span asynchronously first (e.g. an io_uring
+    /// buffered read), so that the synchronous read that follows only copies
+    /// from the page cache. `None` when the record is resident, still in the
+    /// write buffer, or no longer current.
+    pub fn cold_span(&self, loc: &Location) -> Option<(std::path::PathBuf, u64, u64)> {
+        if !self.is_current(loc) {
+            return None;
+        }
+        if let Some(i) = self.segments.info(loc.seg) {
+            if i.state == SegState::Open && self.writer.seg == loc.seg {
+                let mut probe = [0u8; 1];
+                if self.writer.copy_buffered(loc.offset, &mut probe) == 0 {
+                    return None;
+                }
+            }
+        }
+        let (file, file_off) = self.segments.locate(loc.seg, loc.offset)?;
+        let len = loc
+            .len_hint
+            .min(self.cfg.segment_size.saturating_sub(loc.offset))
+            .max(1);
+        let n = usize::try_from(len).ok()?;
+        (!file.map.resident(file_off, n)).then(|| (file.path.clone(), file_off, len))
+    }
+
     /// Whether `loc` still names the generation of the segment it was made
     /// for.
     fn is_current(&self, loc: &Location) -> bool {
