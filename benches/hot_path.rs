@@ -265,6 +265,7 @@ fn stored_object() -> Arc<StoredObject> {
             cc,
         },
         partial: None,
+        on_disk: Default::default(),
     })
 }
 

@@ -74,6 +74,11 @@ pub struct CacheConfig {
     pub disk: Vec<String>,
     pub disk_segment_size: ByteSize,
     pub disk_flush_delay: Millis,
+    /// "store" (write when first stored) or "second-hit" (write on the first hit from RAM).
+    pub disk_admission: String,
+    pub disk_max_object_size: ByteSize,
+    /// Bytes the disk tier may write per day (0 = unlimited).
+    pub disk_write_budget: ByteSize,
 }
 
 impl Default for ServerConfig {
@@ -131,6 +136,9 @@ impl Default for CacheConfig {
             disk: Vec::new(),
             disk_segment_size: ByteSize(64 << 20),
             disk_flush_delay: Millis(1_000),
+            disk_admission: "store".into(),
+            disk_max_object_size: ByteSize(48 << 20),
+            disk_write_budget: ByteSize(0),
             max_waiters: 10_000,
             collapse_timeout: Millis(35_000),
         }
@@ -252,6 +260,12 @@ impl Config {
         }
         for d in &c.disk {
             parse_disk(d)?;
+        }
+        if !matches!(c.disk_admission.as_str(), "store" | "second-hit") {
+            return Err(invalid(
+                "cache.disk_admission",
+                format!("{:?}: use \"store\" or \"second-hit\"", c.disk_admission),
+            ));
         }
         if c.disk_segment_size.0 < (1 << 20) || c.disk_flush_delay.0 > 60_000 {
             return Err(invalid(

@@ -228,3 +228,35 @@ fn cold_disk_reads_take_no_major_faults_on_the_shards() {
     );
     assert_eq!(o.requests().len(), 200);
 }
+
+#[test]
+fn second_hit_admission_writes_only_objects_asked_for_again() {
+    let o = origin();
+    let dir = temp_dir();
+    let (mut toml, mut args) = config(&dir);
+    toml.push_str("disk_admission = \"second-hit\"\n");
+    args.extend(["--ram".to_string(), "64MiB".to_string()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut v = Verge::start_with(&o.url(), &toml, &refs);
+    for i in 0..20 {
+        get(&v, &format!("/once{i}"));
+        get(&v, &format!("/twice{i}"));
+        get(&v, &format!("/twice{i}"));
+    }
+    v.signal("TERM");
+    wait_exit(&mut v);
+    drop(v);
+    let v = Verge::start_with(&o.url(), &toml, &refs);
+    for i in 0..20 {
+        assert_eq!(
+            get(&v, &format!("/twice{i}")).x_cache(),
+            "Hit from verge",
+            "hit twice: on disk"
+        );
+        assert_eq!(
+            get(&v, &format!("/once{i}")).x_cache(),
+            "Miss from verge",
+            "one-hit wonder: never written"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Caching: keys and their owner shard, RFC 9111 policy, stored objects, in-flight fills and the
 //! per-shard owned state. Storage mechanics (RAM budget, eviction) live in the `verge-storage` crate.
 
+pub mod admission;
 pub mod cache_control;
 pub mod fill;
 pub mod key;

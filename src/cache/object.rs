@@ -136,6 +136,8 @@ pub struct StoredObject {
     /// Set for a stored 206: the body holds bytes `start..start + body_len` of a representation of
     /// `complete_len` bytes, and only ranges inside it may be answered from it.
     pub partial: Option<PartialSpan>,
+    /// Written to the disk tier (so a later hit does not write it again).
+    pub on_disk: std::sync::atomic::AtomicBool,
 }
 
 /// Where a stored partial response sits in its complete representation.

@@ -5,6 +5,7 @@
 //! Invariants: at most one fill per key exists at any time (single-flight across the whole process);
 //! a key marked uncacheable is never collapsed until the mark expires; the uncacheable table is bounded.
 
+use super::admission::{Admission, AdmitOn};
 use super::fill::{Fill, FillEvent};
 use super::key::CacheKey;
 use super::object::{join_values, StoredObject};
@@ -85,6 +86,7 @@ pub struct OwnerState {
     max_waiters: usize,
     /// This shard's stripe of the disk tier, if one is configured. Holds objects without Vary.
     disk: Option<DiskTier>,
+    admission: Admission,
 }
 
 impl OwnerState {
@@ -93,6 +95,7 @@ impl OwnerState {
         max_object_bytes: u64,
         max_waiters: usize,
         disk: Option<DiskTier>,
+        admission: Admission,
     ) -> Self {
         let mut ram = RamTier::new(ram_bytes);
         ram.set_max_object_bytes(max_object_bytes);
@@ -103,6 +106,7 @@ impl OwnerState {
             uncacheable: AHashMap::new(),
             max_waiters,
             disk,
+            admission,
         }
     }
 
@@ -123,6 +127,9 @@ impl OwnerState {
             .filter(|o| o.partial.is_none() || o.covered_range(req).is_some());
         if let Some(obj) = &stored {
             if !refresh && obj.usable_for(req, now) {
+                if self.admission.on == AdmitOn::SecondHit && obj.meta.vary.is_empty() {
+                    self.store_on_disk(key, obj);
+                }
                 return (
                     Lookup::Hit {
                         obj: obj.clone(),
@@ -246,15 +253,22 @@ impl OwnerState {
     /// Writes a complete object without Vary to this shard's disk stripe (when there is one and the
     /// object fits). A write error is not fatal for serving: the object stays in RAM.
     fn store_on_disk(&mut self, key: &CacheKey, obj: &StoredObject) {
+        use std::sync::atomic::Ordering;
         let Some(disk) = self.disk.as_mut() else {
             return;
         };
-        if obj.body_len > disk.max_body_len() {
+        if obj.on_disk.load(Ordering::Relaxed)
+            || !self
+                .admission
+                .admit(obj, disk.max_body_len(), Instant::now())
+        {
             return;
         }
         let meta = persist::encode(obj);
         let body = persist::body_bytes(obj);
-        let _ = disk.insert(key.as_str().as_bytes(), &meta, &body);
+        if disk.insert(key.as_str().as_bytes(), &meta, &body).is_ok() {
+            obj.on_disk.store(true, Ordering::Relaxed);
+        }
     }
 
     /// When `key` is not in RAM but on disk in pages that are not cached, the file span to warm
@@ -296,7 +310,9 @@ impl OwnerState {
     /// refused it (too large).
     pub fn store(&mut self, key: CacheKey, obj: Arc<StoredObject>) -> bool {
         if obj.meta.vary.is_empty() {
-            self.store_on_disk(&key, &obj);
+            if self.admission.on == AdmitOn::Store {
+                self.store_on_disk(&key, &obj);
+            }
             let charge = obj.charge(key.heap_bytes());
             return self.ram.insert(key, Entry::Object(obj), charge).is_ok();
         }

@@ -131,6 +131,7 @@ pub fn decode(meta: &[u8], body: Bytes) -> Option<StoredObject> {
             cc,
         },
         partial: None,
+        on_disk: std::sync::atomic::AtomicBool::new(true),
     })
 }
 
@@ -174,6 +175,7 @@ mod tests {
                 cc: CacheControl::parse(&h),
             },
             partial: None,
+            on_disk: Default::default(),
         };
         let meta = encode(&obj);
         let back = decode(&meta, body_bytes(&obj)).unwrap();

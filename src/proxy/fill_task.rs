@@ -182,6 +182,7 @@ async fn stream_and_store(
                         body_len: received,
                         freshness,
                         partial: p.partial,
+                        on_disk: Default::default(),
                     };
                     shard.owner.borrow_mut().store(key.clone(), Arc::new(obj));
                 }
@@ -329,6 +330,7 @@ fn refresh_from_304(
         body_len: stale.body_len,
         freshness,
         partial: stale.partial,
+        on_disk: Default::default(),
     });
     match &decision {
         Ok(_) => {

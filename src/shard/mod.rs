@@ -13,6 +13,7 @@ pub mod mesh;
 
 pub use cpus::allowed_cpus;
 
+use crate::cache::admission::{Admission, AdmitOn};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{Lookup, NewFill, OwnerState};
 use crate::cache::policy::PolicyConfig;
@@ -112,6 +113,15 @@ impl Shard {
             cfg.cache.max_object_size.0.min(per_shard_ram),
             cfg.cache.max_waiters,
             disk,
+            Admission::new(
+                if cfg.cache.disk_admission == "second-hit" {
+                    AdmitOn::SecondHit
+                } else {
+                    AdmitOn::Store
+                },
+                cfg.cache.disk_max_object_size.0,
+                cfg.cache.disk_write_budget.0,
+            ),
         );
         let policy = PolicyConfig {
             heuristic_fraction: cfg.cache.heuristic_fraction,
