@@ -48,9 +48,19 @@ fn open_disk_stripe(cfg: &Config, id: usize, count: usize) -> Result<Option<Disk
     let mut dc = DiskConfig::new(files);
     dc.segment_size = cfg.cache.disk_segment_size.0;
     dc.flush_delay = cfg.cache.disk_flush_delay.get();
-    DiskTier::open(dc)
-        .map_err(|e| format!("cache.disk: shard {id}: {e}"))
-        .map(Some)
+    let disk = DiskTier::open(dc).map_err(|e| format!("cache.disk: shard {id}: {e}"))?;
+    let r = disk.recovery_report();
+    eprintln!(
+        "verge: shard {id}: disk tier: {} objects recovered in {:?} ({} segments from summaries, {} scanned, \
+         {:.1} MB scanned); index {:.1} B/object",
+        disk.len(),
+        r.elapsed,
+        r.segments_from_summary,
+        r.segments_scanned,
+        r.bytes_scanned as f64 / 1e6,
+        disk.index_bytes() as f64 / disk.len().max(1) as f64,
+    );
+    Ok(Some(disk))
 }
 
 /// Everything one shard owns.
