@@ -57,6 +57,18 @@ impl ViewerConn {
         }
     }
 
+    /// Queues one piece of a response body, as a chunk when the response is chunked.
+    pub async fn send_piece(&mut self, piece: &[u8], chunked: bool) -> io::Result<()> {
+        if !chunked {
+            return self.send(piece).await;
+        }
+        let mut hdr = Vec::with_capacity(20);
+        crate::http::chunked::write_chunk_header(piece.len(), &mut hdr);
+        self.send(&hdr).await?;
+        self.send(piece).await?;
+        self.send(crate::http::chunked::CHUNK_TRAILER).await
+    }
+
     /// Reads more bytes into `rbuf` waiting at most `timeout`; `Ok(0)` when the viewer closed.
     pub async fn read_more(&mut self, timeout: Duration) -> io::Result<usize> {
         let _ = self

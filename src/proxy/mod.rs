@@ -29,6 +29,17 @@ pub enum After {
     Close,
 }
 
+impl After {
+    /// `Close` when the response said `Connection: close`, else `KeepAlive`.
+    pub fn from_close(close: bool) -> After {
+        if close {
+            After::Close
+        } else {
+            After::KeepAlive
+        }
+    }
+}
+
 /// Handles one request; its response is written (or queued) on `vc`. `close`: the connection ends
 /// after this response (the response says so).
 pub async fn handle(
@@ -121,11 +132,7 @@ pub async fn handle(
                 close,
                 is_head,
             );
-            if close {
-                After::Close
-            } else {
-                After::KeepAlive
-            }
+            After::from_close(close)
         }
     }
 }

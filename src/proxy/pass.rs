@@ -53,11 +53,7 @@ pub async fn run(
             let detail = format!("{cs}; detail=origin-error");
             let close = close || body_out != BodyOut::None;
             simple_response(&mut vc.out, e.status(), e.detail(), &detail, close, is_head);
-            return if close {
-                After::Close
-            } else {
-                After::KeepAlive
-            };
+            return After::from_close(close);
         }
         Err(Failure::Viewer(BodyError::TooLarge)) => {
             simple_response(
@@ -235,28 +231,13 @@ async fn forward_response(
     if vc.flush().await.is_err() {
         return After::Close;
     }
-    let mut hdr = Vec::with_capacity(20);
     loop {
         match body.next().await {
             Ok(Some(piece)) => {
                 if !has_body {
                     continue;
                 }
-                let r = if chunked {
-                    hdr.clear();
-                    write_chunk_header(piece.len(), &mut hdr);
-                    let mut r = vc.send(&hdr).await;
-                    if r.is_ok() {
-                        r = vc.send(&piece).await;
-                    }
-                    if r.is_ok() {
-                        r = vc.send(CHUNK_TRAILER).await;
-                    }
-                    r
-                } else {
-                    vc.send(&piece).await
-                };
-                if r.is_err() || vc.flush().await.is_err() {
+                if vc.send_piece(&piece, chunked).await.is_err() || vc.flush().await.is_err() {
                     return After::Close;
                 }
             }
@@ -264,11 +245,7 @@ async fn forward_response(
                 if chunked && vc.send(LAST_CHUNK).await.is_err() {
                     return After::Close;
                 }
-                return if close || until_close {
-                    After::Close
-                } else {
-                    After::KeepAlive
-                };
+                return After::from_close(close || until_close);
             }
             Err(_) => {
                 let _ = vc.flush().await;

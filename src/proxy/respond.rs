@@ -9,7 +9,7 @@
 use super::After;
 use crate::cache::fill::{FillEvent, FillHead};
 use crate::cache::object::StoredObject;
-use crate::http::chunked::{write_chunk_header, CHUNK_TRAILER, LAST_CHUNK};
+use crate::http::chunked::LAST_CHUNK;
 use crate::http::headers::{trim_ows, Headers};
 use crate::http::hop::VIA;
 use crate::http::range::{self, RangeDecision};
@@ -269,11 +269,7 @@ pub async fn follow(
                 close,
                 req.method == crate::http::request::Method::Head,
             );
-            return Followed::Done(if close {
-                After::Close
-            } else {
-                After::KeepAlive
-            });
+            return Followed::Done(After::from_close(close));
         }
         Some(FillEvent::Head(h)) => h,
         Some(FillEvent::Data(_) | FillEvent::End | FillEvent::Abort) => {
@@ -314,11 +310,7 @@ async fn stream(
         number_field(out, "Age", head.age.as_secs());
         cache_fields(out, shard, cs.as_bytes(), false, close);
         out.extend_from_slice(b"\r\n");
-        return if close {
-            After::Close
-        } else {
-            After::KeepAlive
-        };
+        return After::from_close(close);
     }
     // A single range of a response of known length is answered 206 from the fill's bytes as they
     // arrive (the fill itself fetches the whole object, so the cache is filled).
@@ -341,11 +333,7 @@ async fn stream(
                 number_field(out, "Content-Length", 0);
                 cache_fields(out, shard, cs.as_bytes(), false, close);
                 out.extend_from_slice(b"\r\n");
-                return if close {
-                    After::Close
-                } else {
-                    After::KeepAlive
-                };
+                return After::from_close(close);
             }
             // Several ranges on a miss: the whole body (a 200 is always a valid answer).
             RangeDecision::Full | RangeDecision::Multi(_) => {}
@@ -384,13 +372,8 @@ async fn stream(
         return After::Close;
     }
     if is_head || !has_body {
-        return if close {
-            After::Close
-        } else {
-            After::KeepAlive
-        };
+        return After::from_close(close);
     }
-    let mut hdr = Vec::with_capacity(20);
     // Offset of the next fill byte, for range windows.
     let mut offset: u64 = 0;
     loop {
@@ -414,31 +397,14 @@ async fn stream(
                     }
                     if offset > w.end {
                         // The window is complete; the fill goes on without this viewer.
-                        return if close {
-                            After::Close
-                        } else {
-                            After::KeepAlive
-                        };
+                        return After::from_close(close);
                     }
                     if events.is_empty() && vc.flush().await.is_err() {
                         return After::Close;
                     }
                     continue;
                 }
-                let r = if chunked {
-                    hdr.clear();
-                    write_chunk_header(b.len(), &mut hdr);
-                    match vc.send(&hdr).await {
-                        Ok(()) => match vc.send(&b).await {
-                            Ok(()) => vc.send(CHUNK_TRAILER).await,
-                            e => e,
-                        },
-                        e => e,
-                    }
-                } else {
-                    vc.send(&b).await
-                };
-                if r.is_err() {
+                if vc.send_piece(&b, chunked).await.is_err() {
                     return After::Close;
                 }
                 if events.is_empty() && vc.flush().await.is_err() {
@@ -449,11 +415,7 @@ async fn stream(
                 if chunked && vc.send(LAST_CHUNK).await.is_err() {
                     return After::Close;
                 }
-                return if close || until_close {
-                    After::Close
-                } else {
-                    After::KeepAlive
-                };
+                return After::from_close(close || until_close);
             }
             // Incomplete: close without the final chunk / before the declared length.
             _ => {

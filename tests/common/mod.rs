@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One request as the origin received it.
 #[derive(Clone, Debug)]
@@ -230,12 +230,20 @@ pub fn temp_dir() -> TempDir {
     TempDir(p)
 }
 
+/// A port for a verge under test. Verge binds with SO_REUSEPORT, so two instances could share a port
+/// picked by the kernel; ports are therefore handed out from a per-process sequence below the
+/// ephemeral range (where the scripted origins and outgoing connections get theirs), skipping any that
+/// cannot be bound right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = (std::process::id() as usize * 97) % 12_000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + ((base + n * 7) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Verge {
@@ -262,17 +270,35 @@ impl Verge {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start verge");
-        let v = Verge {
+        let mut child = child;
+        // Wait for this child's own "listening" line (not just any listener on the port).
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            let mut log = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("listening on") {
+                    let _ = tx.send(Ok(()));
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            let _ = tx.send(Err(log));
+        });
+        match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(Ok(())) => {}
+            Ok(Err(log)) => panic!("verge exited before listening:\n{log}"),
+            Err(_) => panic!("verge did not start listening"),
+        }
+        Verge {
             child,
             port,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "verge did not start listening");
-            thread::sleep(Duration::from_millis(20));
         }
-        v
     }
 
     pub fn signal(&self, sig: &str) {
