@@ -109,24 +109,31 @@ pub(crate) fn scan_head(
             Some(&b) => Ok(Some(b)),
         }
     };
-    // Finds the CRLF ending the line that starts at `from`; returns the index of its CR.
+    // Finds the CRLF ending the line that starts at `from`; returns the index of its CR. The bytes
+    // up to the first CR, LF or NUL are skipped with one vectorised search (memchr3); the checks are
+    // the same as byte-by-byte: a NUL or bare LF is an error, so is a lone CR, a line longer than
+    // `max_len`, or a received byte at or past the head limit.
     let line_end = |from: usize, max_len: usize| -> Result<Option<usize>, ScanError> {
-        let mut j = from;
-        loop {
-            match at(j)? {
-                None => return Ok(None),
-                Some(0) => return Err(ScanError::Nul),
-                Some(b'\n') => return Err(ScanError::BareLf),
-                Some(b'\r') => {
-                    return match at(j + 1)? {
-                        None => Ok(None),
-                        Some(b'\n') => Ok(Some(j)),
-                        Some(_) => Err(ScanError::LoneCr),
-                    }
-                }
-                Some(_) if j - from >= max_len => return Err(ScanError::StartLineTooLong),
-                Some(_) => j += 1,
+        let hay_end = buf.len().min(limits.max_header_bytes);
+        let region_end = hay_end.min(from.saturating_add(max_len).saturating_add(1));
+        let region = buf.get(from..region_end).unwrap_or_default();
+        let Some(p) = memchr::memchr3(b'\r', b'\n', 0, region) else {
+            if region.len() > max_len {
+                // The byte at `from + max_len` is received, below the head limit, and not a CR.
+                return Err(ScanError::StartLineTooLong);
             }
+            // Stopped at the head limit or the end of what was received.
+            return at(from + region.len()).map(|_| None);
+        };
+        let j = from + p;
+        match buf[j] {
+            0 => Err(ScanError::Nul),
+            b'\n' => Err(ScanError::BareLf),
+            _ => match at(j + 1)? {
+                None => Ok(None),
+                Some(b'\n') => Ok(Some(j)),
+                Some(_) => Err(ScanError::LoneCr),
+            },
         }
     };
 
@@ -202,11 +209,13 @@ pub(crate) fn parse_fields(head: &Bytes, scan: &HeadScan) -> Result<Headers, Fie
     let section = head
         .get(scan.line_end + 2..)
         .ok_or(FieldError::Bad("malformed header section"))?;
-    // The pre-scan counted the field lines exactly (no folding), so this array always fits.
-    let mut stack = [httparse::EMPTY_HEADER; 128];
+    // The pre-scan counted the field lines exactly (no folding), so exactly that many slots are
+    // handed to httparse: from a small stack array for ordinary requests (initialising a large one
+    // on every request cost more than the parse), from the heap past it.
+    let mut stack = [httparse::EMPTY_HEADER; 32];
     let mut heap;
     let slots: &mut [httparse::Header<'_>] = if scan.fields <= stack.len() {
-        &mut stack[..]
+        &mut stack[..scan.fields]
     } else {
         heap = vec![httparse::EMPTY_HEADER; scan.fields];
         &mut heap[..]
