@@ -367,8 +367,4 @@ impl OwnerState {
         self.ram.remove(key);
         self.disk_forget(key);
     }
-
-    pub fn ram_used_bytes(&self) -> u64 {
-        self.ram.used_bytes()
-    }
 }

@@ -50,10 +50,6 @@ impl RequestBody {
         }
     }
 
-    pub fn is_done(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
-
     /// The next piece of the body, `Ok(None)` at its end.
     pub async fn next(&mut self, vc: &mut ViewerConn) -> Result<Option<Bytes>, BodyError> {
         loop {

@@ -56,11 +56,6 @@ impl OriginBody {
         self.declared
     }
 
-    /// True once the whole body was read.
-    pub fn is_complete(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
-
     fn finish(&mut self) {
         self.state = State::Done;
         if let Some(conn) = self.conn.take() {

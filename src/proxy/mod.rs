@@ -73,11 +73,11 @@ pub async fn handle(
             return After::Close;
         }
     }
-    let host: Vec<u8> = match &req.host {
-        Some(h) => h.to_vec(),
-        None => shard.origin.settings.authority.as_bytes().to_vec(),
+    let host: &[u8] = match &req.host {
+        Some(h) => h,
+        None => shard.origin.settings.authority.as_bytes(),
     };
-    let key = CacheKey::new("http", &host, &req.path);
+    let key = CacheKey::new("http", host, &req.path);
     let has_body = !matches!(req.framing, BodyFraming::None | BodyFraming::Length(0));
     let cs_pass = if !matches!(req.method, Method::Get | Method::Head) {
         Some("verge; fwd=method")
@@ -87,12 +87,12 @@ pub async fn handle(
         None
     };
     if let Some(cs) = cs_pass {
-        return pass::run(shard, vc, &req, &key, &host, cs, close).await;
+        return pass::run(shard, vc, &req, &key, host, cs, close).await;
     }
     let refresh = policy::request_requires_validation(&req.headers);
     let peer = vc.peer;
     let make_fill = || FillRequest {
-        head: origin_request::fill_head(&req, &host, peer),
+        head: origin_request::fill_head(&req, host, peer),
         headers: req.headers.clone(),
     };
     let found = shard.lookup(&key, &req.headers, make_fill, refresh).await;
@@ -108,7 +108,7 @@ pub async fn handle(
                         vc,
                         &req,
                         &key,
-                        &host,
+                        host,
                         "verge; fwd=uri-miss; detail=uncacheable",
                         close,
                     )
@@ -121,7 +121,7 @@ pub async fn handle(
                 PassReason::Uncacheable => "verge; fwd=uri-miss; detail=uncacheable",
                 PassReason::WaitingListFull => "verge; fwd=miss; detail=waiting-list-full",
             };
-            pass::run(shard, vc, &req, &key, &host, cs, close).await
+            pass::run(shard, vc, &req, &key, host, cs, close).await
         }
         None => {
             simple_response(

@@ -139,12 +139,8 @@ async fn send_with_body(
     head: &[u8],
     body_out: BodyOut,
 ) -> Result<OriginResponse, Failure> {
+    // An oversized Content-Length was already refused (413) in `proxy::handle`.
     let http = &shard.cfg.http;
-    if let BodyFraming::Length(n) = req.framing {
-        if n > http.max_request_body.0 {
-            return Err(Failure::Viewer(BodyError::TooLarge));
-        }
-    }
     let mut conn = shard.origin.connect().await.map_err(Failure::Origin)?;
     if req.expect_continue {
         vc.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");

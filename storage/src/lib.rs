@@ -11,3 +11,6 @@ pub mod ram;
 
 pub use disk::{DiskConfig, DiskError, DiskObject, DiskRange, DiskTier, Location};
 pub use ram::{RamStats, RamTier, Rejected};
+
+#[cfg(test)]
+mod test_rng;

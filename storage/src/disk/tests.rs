@@ -11,23 +11,7 @@ use std::path::Path;
 use super::format::{ALIGN, FILE_HEADER_SIZE};
 use super::*;
 
-/// xorshift64: deterministic workloads without external crates.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::test_rng::Rng;
 
 /// Deterministic body of `len` bytes for `(key, version)`.
 fn body_for(key: &[u8], version: u64, len: usize) -> Vec<u8> {

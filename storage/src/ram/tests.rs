@@ -11,23 +11,7 @@ use super::{RamStats, RamTier, Rejected};
 type Tier = RamTier<u64, u64>;
 const OH: u64 = Tier::ENTRY_OVERHEAD;
 
-/// xorshift64: deterministic, good enough to drive workloads.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::test_rng::Rng;
 
 impl<K: Hash + Eq + Clone, V> RamTier<K, V> {
     /// Walks both queues and checks every invariant in the module doc.
