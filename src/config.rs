@@ -20,6 +20,84 @@ pub struct Config {
     pub http: HttpConfig,
     pub origin: OriginConfig,
     pub cache: CacheConfig,
+    pub tls: TlsConfig,
+    pub http2: Http2Config,
+}
+
+/// TLS for viewers (rustls).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub listen: Vec<String>,
+    pub cert: String,
+    pub key: String,
+    /// "1.2" or "1.3".
+    pub min_version: String,
+    pub handshake_timeout: Millis,
+    pub reload_interval: Millis,
+    pub session_tickets: bool,
+    pub ticket_key_file: String,
+    pub session_cache: usize,
+    pub sni: Vec<SniCert>,
+}
+
+/// A certificate served to viewers asking for one of `names` (exact, or `*.domain` wildcards).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SniCert {
+    pub names: Vec<String>,
+    pub cert: String,
+    pub key: String,
+}
+
+/// HTTP/2 for viewers (the `h2` crate) and its limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http2Config {
+    pub h2c: bool,
+    pub tls: bool,
+    pub max_concurrent_streams: u32,
+    pub initial_window_size: ByteSize,
+    pub connection_window_size: ByteSize,
+    pub max_frame_size: ByteSize,
+    pub max_send_buffer: ByteSize,
+    pub max_concurrent_reset_streams: usize,
+    pub max_pending_accept_reset_streams: usize,
+    pub max_local_error_reset_streams: usize,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            cert: String::new(),
+            key: String::new(),
+            min_version: "1.2".into(),
+            handshake_timeout: Millis(10_000),
+            reload_interval: Millis(5_000),
+            session_tickets: true,
+            ticket_key_file: String::new(),
+            session_cache: 4096,
+            sni: Vec::new(),
+        }
+    }
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Self {
+            h2c: true,
+            tls: true,
+            max_concurrent_streams: 128,
+            initial_window_size: ByteSize(1 << 20),
+            connection_window_size: ByteSize(4 << 20),
+            max_frame_size: ByteSize(16 << 10),
+            max_send_buffer: ByteSize(256 << 10),
+            max_concurrent_reset_streams: 50,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -31,6 +109,10 @@ pub struct ServerConfig {
     pub drain_timeout: Millis,
     pub io_memory: ByteSize,
     pub shard_header: bool,
+    /// Cleartext viewers: "allow-all", "redirect-to-https" (301) or "https-only" (403).
+    pub viewer_protocol_policy: String,
+    /// Per-Host overrides of `viewer_protocol_policy`.
+    pub host_policy: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -57,6 +139,12 @@ pub struct OriginConfig {
     pub pool_idle_timeout: Millis,
     pub max_idle_per_shard: usize,
     pub max_response_header_bytes: ByteSize,
+    /// PEM bundle of CAs trusted for https origins; "" = the system's store.
+    pub ca_file: String,
+    /// Verify an https origin's certificate (never turn off outside a lab: it is logged loudly).
+    pub tls_verify: bool,
+    /// Server name sent (SNI) and verified for an https origin; "" = the URL's host.
+    pub tls_server_name: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -90,6 +178,8 @@ impl Default for ServerConfig {
             drain_timeout: Millis(10_000),
             io_memory: ByteSize(512 << 10),
             shard_header: false,
+            viewer_protocol_policy: "allow-all".into(),
+            host_policy: Default::default(),
         }
     }
 }
@@ -120,6 +210,9 @@ impl Default for OriginConfig {
             pool_idle_timeout: Millis(15_000),
             max_idle_per_shard: 64,
             max_response_header_bytes: ByteSize(64 << 10),
+            ca_file: String::new(),
+            tls_verify: true,
+            tls_server_name: String::new(),
         }
     }
 }
@@ -173,6 +266,8 @@ pub struct OriginAddr {
     pub authority: String,
     pub host: String,
     pub port: u16,
+    /// `https://`: the origin is reached over TLS.
+    pub tls: bool,
 }
 
 impl Config {
@@ -216,6 +311,12 @@ impl Config {
         if s.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
         }
+        crate::net::policy::Policy::parse(&s.viewer_protocol_policy)
+            .map_err(|e| invalid("server.viewer_protocol_policy", e))?;
+        for p in s.host_policy.values() {
+            crate::net::policy::Policy::parse(p).map_err(|e| invalid("server.host_policy", e))?;
+        }
+        self.validate_tls()?;
         let h = &self.http;
         if h.max_request_line < 64 {
             return Err(invalid("http.max_request_line", "must be at least 64"));
@@ -279,19 +380,71 @@ impl Config {
         Ok(())
     }
 
-    /// Parses `origin.url` (`http://host[:port]`, no path).
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        for l in &t.listen {
+            l.parse::<SocketAddr>()
+                .map_err(|e| invalid("tls.listen", format!("{l:?}: {e} (use IP:PORT)")))?;
+        }
+        if !t.listen.is_empty() && (t.cert.is_empty() || t.key.is_empty()) {
+            return Err(invalid(
+                "tls.cert",
+                "TLS listeners need a default certificate and key (tls.cert, tls.key)",
+            ));
+        }
+        if !matches!(t.min_version.as_str(), "1.2" | "1.3") {
+            return Err(invalid("tls.min_version", "use \"1.2\" or \"1.3\""));
+        }
+        for (field, v) in [
+            ("tls.handshake_timeout", t.handshake_timeout),
+            ("tls.reload_interval", t.reload_interval),
+        ] {
+            if v.0 == 0 {
+                return Err(invalid(field, "must be greater than 0"));
+            }
+        }
+        for s in &t.sni {
+            if s.names.is_empty() {
+                return Err(invalid("tls.sni", "every entry needs at least one name"));
+            }
+        }
+        let h = &self.http2;
+        if h.max_concurrent_streams == 0 {
+            return Err(invalid(
+                "http2.max_concurrent_streams",
+                "must be at least 1",
+            ));
+        }
+        if !(16384..=16_777_215).contains(&h.max_frame_size.0) {
+            return Err(invalid(
+                "http2.max_frame_size",
+                "must be between 16KiB and 16MiB - 1 (RFC 9113 §6.5.2)",
+            ));
+        }
+        for (field, v) in [
+            ("http2.initial_window_size", h.initial_window_size.0),
+            ("http2.connection_window_size", h.connection_window_size.0),
+        ] {
+            if !(65_535..=(1 << 31) - 1).contains(&v) {
+                return Err(invalid(field, "must be between 65535 and 2^31 - 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses `origin.url` (`http://host[:port]` or `https://host[:port]`, no path).
     pub fn origin_addr(&self) -> Result<OriginAddr, ConfigError> {
         const F: &str = "origin.url";
         let url = self.origin.url.trim();
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
+        let (rest, tls) = if let Some(r) = url.strip_prefix("http://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (r, true)
+        } else {
             return Err(invalid(
                 F,
-                "https origins are not supported yet (plain http:// only)",
+                format!("{url:?} is not an http:// or https:// URL"),
             ));
-        } else {
-            return Err(invalid(F, format!("{url:?} is not an http:// URL")));
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
@@ -307,7 +460,7 @@ impl Config {
                     .map_err(|_| invalid(F, format!("{url:?}: bad port {p:?}")))?;
                 (h.to_string(), port)
             }
-            _ => (authority.to_string(), 80),
+            _ => (authority.to_string(), if tls { 443 } else { 80 }),
         };
         if host.is_empty() || port == 0 {
             return Err(invalid(F, format!("{url:?}: missing host or port")));
@@ -316,6 +469,7 @@ impl Config {
             authority: authority.to_string(),
             host,
             port,
+            tls,
         })
     }
 

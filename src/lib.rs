@@ -1,4 +1,4 @@
-//! Verge: a self-hosted CDN edge node. A sharded, thread-per-core caching HTTP/1.1 proxy on glommio.
+//! Verge: a self-hosted CDN edge node. A sharded, thread-per-core caching HTTP/1.1 and HTTP/2 proxy on glommio, with TLS by rustls.
 //! See ARCHITECTURE.md for the map of modules and the life of a request.
 
 pub mod cache;
@@ -10,4 +10,5 @@ pub mod proxy;
 pub mod server;
 pub mod shard;
 pub mod startup;
+pub mod tls;
 pub mod units;

@@ -29,6 +29,15 @@ struct Cli {
     /// (overrides cache.disk).
     #[arg(long, value_name = "PATH=SIZE")]
     disk: Vec<String>,
+    /// TLS viewer listener address (HTTP/1.1, and HTTP/2 by ALPN); repeatable (overrides tls.listen).
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Vec<String>,
+    /// Default TLS certificate chain, PEM (overrides tls.cert).
+    #[arg(long, value_name = "FILE")]
+    cert: Option<String>,
+    /// Private key of --cert, PEM (overrides tls.key).
+    #[arg(long, value_name = "FILE")]
+    key: Option<String>,
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -50,6 +59,15 @@ fn load(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(n) = cli.shards {
         cfg.server.shards = n;
+    }
+    if !cli.tls_listen.is_empty() {
+        cfg.tls.listen = cli.tls_listen.clone();
+    }
+    if let Some(c) = &cli.cert {
+        cfg.tls.cert = c.clone();
+    }
+    if let Some(k) = &cli.key {
+        cfg.tls.key = k.clone();
     }
     if !cli.disk.is_empty() {
         cfg.cache.disk = cli.disk.clone();
@@ -75,6 +93,17 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
+        // Load the TLS material too: a bad certificate should fail the check, not the start.
+        if !cfg.tls.listen.is_empty() {
+            if let Err(e) = verge::tls::viewer::ViewerTls::new(&cfg) {
+                eprintln!("verge: tls: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        if let Err(e) = verge::tls::origin::client_config(&cfg) {
+            eprintln!("verge: origin tls: {e}");
+            return ExitCode::from(2);
+        }
         eprintln!("verge: configuration is valid");
         return ExitCode::SUCCESS;
     }

@@ -4,7 +4,9 @@
 //! passing, ends the process at once.
 
 use crate::config::{Config, ConfigError};
-use crate::shard::{allowed_cpus, mesh::MeshMsg, Shard};
+use crate::origin::pool::OriginTls;
+use crate::shard::{allowed_cpus, mesh::MeshMsg, Shard, Shared};
+use crate::tls::{viewer::ViewerTls, TlsError};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -13,6 +15,8 @@ use std::time::Duration;
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot start shard {shard}: {reason}")]
     Start { shard: usize, reason: String },
 }
@@ -52,6 +56,23 @@ fn wait_signal(set: &libc::sigset_t) -> i32 {
 pub fn run(cfg: Config) -> Result<(), ServerError> {
     cfg.validate()?;
     let origin_addr = cfg.origin_addr()?.resolve()?;
+    let viewer_tls = if cfg.tls.listen.is_empty() {
+        None
+    } else {
+        Some(Arc::new(ViewerTls::new(&cfg)?))
+    };
+    let origin_tls = match crate::tls::origin::client_config(&cfg)? {
+        Some(config) => Some(OriginTls {
+            connector: futures_rustls::TlsConnector::from(config),
+            server_name: crate::tls::origin::server_name(&cfg)?,
+        }),
+        None => None,
+    };
+    let shared = Shared {
+        origin_addr,
+        viewer_tls,
+        origin_tls,
+    };
     let cpus = placement(&cfg);
     let n = cpus.len();
     for w in crate::startup::check_limits(&cfg, n) {
@@ -64,13 +85,14 @@ pub fn run(cfg: Config) -> Result<(), ServerError> {
     let mut handles = Vec::new();
     for (id, (cpu, inbox)) in cpus.iter().zip(rxs).enumerate() {
         let cfg = cfg.clone();
+        let shared = shared.clone();
         let peers = txs.clone();
         let ready = ready_tx.clone();
         let h = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
             .name(&format!("verge-shard-{id}"))
             .io_memory(cfg.server.io_memory.0 as usize)
             .spawn(move || async move {
-                match Shard::new(id, cfg, origin_addr, peers) {
+                match Shard::new(id, cfg, shared, peers) {
                     Ok(shard) => shard.run(inbox, ready).await,
                     Err(reason) => {
                         let _ = ready.send(Err(reason));
@@ -95,6 +117,9 @@ pub fn run(cfg: Config) -> Result<(), ServerError> {
                 })
             }
         }
+    }
+    if !cfg.tls.listen.is_empty() {
+        eprintln!("verge: TLS listening on {}", cfg.tls.listen.join(", "));
     }
     eprintln!(
         "verge: listening on {} with {n} shard(s) on CPU(s) {:?}, origin {} ({origin_addr}), RAM tier {} MiB",

@@ -100,6 +100,32 @@ pub fn simple_response(
     }
 }
 
+/// A `301 Moved Permanently` to `location` with a short text body.
+pub fn redirect_response(out: &mut Vec<u8>, location: &[u8], close: bool, head_only: bool) {
+    let body = b"301 Moved Permanently: use HTTPS\n";
+    status_line(out, 301, b"Moved Permanently");
+    field(
+        out,
+        "Date",
+        httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+    );
+    field(out, "Location", location);
+    field(out, "Content-Type", b"text/plain; charset=utf-8");
+    field(
+        out,
+        "Cache-Status",
+        b"verge; fwd=request; detail=redirect-to-https",
+    );
+    number_field(out, "Content-Length", body.len() as u64);
+    if close {
+        field(out, "Connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

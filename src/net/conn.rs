@@ -6,13 +6,13 @@
 //! further complete request is buffered; a malformed head is answered with its 4xx and the connection
 //! is closed; a connection never outlives a drain.
 
+use super::h2_conn::PREFACE;
+use super::transport::Transport;
 use crate::http::request::{parse_request, RequestError, RequestHead};
 use crate::http::write::simple_response;
 use crate::proxy::{self, After};
 use crate::shard::Shard;
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -23,19 +23,44 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Output is written out once this much is buffered.
 pub const OUT_HIGH_WATER: usize = 64 * 1024;
 
-/// A viewer connection's socket and buffers.
+/// A viewer connection's transport and buffers.
 pub struct ViewerConn {
-    pub stream: TcpStream,
+    pub stream: Transport,
     pub rbuf: BytesMut,
     pub out: Vec<u8>,
     pub peer: Option<SocketAddr>,
+    write_timeout: Duration,
 }
 
 impl ViewerConn {
+    /// `rbuf`: bytes already received; `out_capacity`: initial output buffer size.
+    pub fn new(
+        stream: Transport,
+        rbuf: BytesMut,
+        out_capacity: usize,
+        peer: Option<SocketAddr>,
+        write_timeout: Duration,
+    ) -> Self {
+        ViewerConn {
+            stream,
+            rbuf,
+            out: Vec::with_capacity(out_capacity),
+            peer,
+            write_timeout,
+        }
+    }
+
+    /// True when the viewer came over TLS.
+    pub fn is_secure(&self) -> bool {
+        self.stream.is_secure()
+    }
+
     /// Writes out everything buffered.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
+            self.stream
+                .write_all_flush(&self.out, self.write_timeout)
+                .await?;
             self.out.clear();
         }
         Ok(())
@@ -50,7 +75,7 @@ impl ViewerConn {
         }
         self.flush().await?;
         if data.len() >= OUT_HIGH_WATER / 4 {
-            self.stream.write_all(data).await
+            self.stream.write_all_flush(data, self.write_timeout).await
         } else {
             self.out.extend_from_slice(data);
             Ok(())
@@ -71,12 +96,12 @@ impl ViewerConn {
 
     /// Reads more bytes into `rbuf` waiting at most `timeout`; `Ok(0)` when the viewer closed.
     pub async fn read_more(&mut self, timeout: Duration) -> io::Result<usize> {
-        let _ = self
-            .stream
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
         let start = self.rbuf.len();
         self.rbuf.resize(start + READ_CHUNK, 0);
-        let r = self.stream.read(&mut self.rbuf[start..]).await;
+        let r = self
+            .stream
+            .read_timeout(&mut self.rbuf[start..], timeout)
+            .await;
         let n = *r.as_ref().unwrap_or(&0);
         self.rbuf.truncate(start + n);
         r
@@ -84,7 +109,7 @@ impl ViewerConn {
 }
 
 /// Counts a shard's open connections for as long as it lives.
-struct OpenGuard(Rc<Shard>);
+pub(crate) struct OpenGuard(pub(crate) Rc<Shard>);
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0
@@ -99,26 +124,38 @@ enum HeadOutcome {
     Quiet,
     /// Answer this and close.
     Reject(u16, &'static str),
+    /// A cleartext HTTP/2 connection preface (prior knowledge): hand the connection to HTTP/2.
+    H2c,
 }
 
-/// Serves one viewer connection to its end.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    shard.open_connections.set(shard.open_connections.get() + 1);
-    let _guard = OpenGuard(shard.clone());
+/// Prepares an accepted socket: no Nagle delay, the write timeout.
+pub fn prepare_socket(shard: &Shard, stream: &glommio::net::TcpStream) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.cfg.http.write_timeout.get()));
-    let peer = stream.peer_addr().ok();
-    let mut vc = ViewerConn {
+}
+
+/// Serves one viewer HTTP/1.x connection (plain or TLS) to its end; a cleartext connection that
+/// opens with the HTTP/2 preface is served as HTTP/2 (h2c with prior knowledge).
+pub async fn serve(shard: Rc<Shard>, stream: Transport, peer: Option<SocketAddr>) {
+    shard.open_connections.set(shard.open_connections.get() + 1);
+    let _guard = OpenGuard(shard.clone());
+    let mut vc = ViewerConn::new(
         stream,
-        rbuf: BytesMut::with_capacity(READ_CHUNK),
-        out: Vec::with_capacity(OUT_HIGH_WATER),
+        BytesMut::with_capacity(READ_CHUNK),
+        OUT_HIGH_WATER,
         peer,
-    };
+        shard.cfg.http.write_timeout.get(),
+    );
     let max_requests = shard.cfg.http.max_requests_per_connection;
     let mut served: u64 = 0;
     loop {
-        let head = match read_head(&shard, &mut vc).await {
+        let head = match read_head(&shard, &mut vc, served == 0).await {
             Ok(h) => h,
+            Err(HeadOutcome::H2c) => {
+                let prefix = vc.rbuf.split().freeze();
+                super::h2_conn::serve_inner(&shard, vc.stream, prefix, peer).await;
+                return;
+            }
             Err(HeadOutcome::Quiet) => break,
             Err(HeadOutcome::Reject(status, reason)) => {
                 simple_response(
@@ -142,7 +179,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         }
     }
     let _ = vc.flush().await;
-    let _ = vc.stream.shutdown(std::net::Shutdown::Write).await;
+    vc.stream.finish().await;
 }
 
 /// True when `buf` holds at least one complete request head (pipelining: keep batching output).
@@ -151,10 +188,29 @@ fn has_complete_head(buf: &[u8]) -> bool {
 }
 
 /// Reads until one request head is complete.
-async fn read_head(shard: &Rc<Shard>, vc: &mut ViewerConn) -> Result<RequestHead, HeadOutcome> {
+/// `first`: this is the connection's first request (an h2c preface may come instead).
+async fn read_head(
+    shard: &Rc<Shard>,
+    vc: &mut ViewerConn,
+    first: bool,
+) -> Result<RequestHead, HeadOutcome> {
     let http = &shard.cfg.http;
     let mut head_deadline: Option<Instant> = None;
+    let sniff_h2c = first && shard.cfg.http2.h2c && !vc.is_secure();
     loop {
+        if sniff_h2c && !vc.rbuf.is_empty() {
+            let n = vc.rbuf.len().min(PREFACE.len());
+            if vc.rbuf[..n] == PREFACE[..n] {
+                if n == PREFACE.len() {
+                    return Err(HeadOutcome::H2c);
+                }
+                // A prefix of the preface so far: read on.
+                match vc.read_more(http.header_read_timeout.get()).await {
+                    Ok(0) | Err(_) => return Err(HeadOutcome::Quiet),
+                    Ok(_) => continue,
+                }
+            }
+        }
         match parse_request(&mut vc.rbuf, &shard.limits) {
             Ok(Some(h)) => return Ok(h),
             Ok(None) => {}

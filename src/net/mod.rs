@@ -1,5 +1,11 @@
-//! The viewer side of the wire: the per-connection loop (read, parse, dispatch, write, keep-alive,
-//! pipelining, timeouts) and request-body reading.
+//! The viewer side of the wire: transports (TCP, TLS, one HTTP/2 stream), the HTTP/1.1 connection
+//! loop (read, parse, dispatch, write, keep-alive, pipelining, timeouts), the HTTP/2 connection
+//! driver and its stream bridge, TLS accept, request-body reading, and the viewer protocol policy.
 
 pub mod body;
 pub mod conn;
+pub mod h2_bridge;
+pub mod h2_conn;
+pub mod policy;
+pub mod tls_accept;
+pub mod transport;

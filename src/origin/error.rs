@@ -6,6 +6,8 @@ use std::io;
 pub enum OriginError {
     #[error("cannot connect to the origin: {0}")]
     Connect(io::Error),
+    #[error("TLS with the origin failed: {0}")]
+    Tls(io::Error),
     #[error("connecting to the origin timed out")]
     ConnectTimeout,
     #[error("the origin sent no response head in time")]
@@ -35,6 +37,7 @@ impl OriginError {
     pub fn detail(&self) -> &'static str {
         match self {
             OriginError::Connect(_) => "origin unreachable",
+            OriginError::Tls(_) => "origin TLS handshake failed",
             OriginError::ConnectTimeout => "origin connect timeout",
             OriginError::FirstByteTimeout => "origin response timeout",
             OriginError::ReadTimeout => "origin body timeout",

@@ -7,10 +7,11 @@
 
 use super::body::OriginBody;
 use super::error::OriginError;
+use super::stream::OriginStream;
+pub use super::stream::OriginTls;
 use crate::http::framing::HeadLimits;
 use crate::http::response::{parse_response, ResponseError, ResponseHead};
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -24,6 +25,8 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct OriginSettings {
     pub addr: SocketAddr,
+    /// Set for an https origin.
+    pub tls: Option<OriginTls>,
     pub authority: String,
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
@@ -41,7 +44,7 @@ pub struct Origin {
 
 /// A connection to the origin with its read buffer.
 pub struct OriginConn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: OriginStream,
     pub(crate) buf: BytesMut,
     reused: bool,
 }
@@ -97,6 +100,21 @@ impl Origin {
             })?;
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(s.read_timeout));
+        let stream = match &s.tls {
+            None => OriginStream::Plain(stream),
+            Some(tls) => {
+                // The handshake is bounded by the connect timeout.
+                let _ = stream.set_read_timeout(Some(s.connect_timeout));
+                let hs = tls.connector.connect(tls.server_name.clone(), stream);
+                let tls_stream = crate::net::transport::with_timeout(s.connect_timeout, hs)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::TimedOut => OriginError::ConnectTimeout,
+                        _ => OriginError::Tls(e),
+                    })?;
+                OriginStream::Tls(Box::new(tls_stream))
+            }
+        };
         Ok(OriginConn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -152,7 +170,7 @@ impl OriginConn {
         timeout: Duration,
         on_timeout: OriginError,
     ) -> Result<usize, OriginError> {
-        let _ = self.stream.set_read_timeout(Some(timeout));
+        self.stream.set_read_timeout(timeout);
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK, 0);
         let r = self.stream.read(&mut self.buf[start..]).await;

@@ -15,8 +15,9 @@ use crate::cache::owner::{Lookup, PassReason};
 use crate::cache::policy;
 use crate::http::framing::BodyFraming;
 use crate::http::request::{Method, RequestHead};
-use crate::http::write::simple_response;
+use crate::http::write::{redirect_response, simple_response};
 use crate::net::conn::ViewerConn;
+use crate::net::policy::Policy;
 use crate::shard::mesh::FillRequest;
 use crate::shard::Shard;
 use respond::Followed;
@@ -77,6 +78,30 @@ pub async fn handle(
         Some(h) => h,
         None => shard.origin.settings.authority.as_bytes(),
     };
+    if !vc.is_secure() {
+        let has_body = !matches!(req.framing, BodyFraming::None | BodyFraming::Length(0));
+        // An unread request body would be taken for the next request: close after answering.
+        let close = close || has_body;
+        match shard.policies.for_host(host) {
+            Policy::AllowAll => {}
+            Policy::HttpsOnly => {
+                simple_response(
+                    &mut vc.out,
+                    403,
+                    "this site is served over HTTPS only",
+                    "verge; fwd=request; detail=https-only",
+                    close,
+                    is_head,
+                );
+                return After::from_close(close);
+            }
+            Policy::RedirectToHttps => {
+                let location = shard.policies.redirect_location(host, &req.path);
+                redirect_response(&mut vc.out, &location, close, is_head);
+                return After::from_close(close);
+            }
+        }
+    }
     let key = CacheKey::new("http", host, &req.path);
     let has_body = !matches!(req.framing, BodyFraming::None | BodyFraming::Length(0));
     let cs_pass = if !matches!(req.method, Method::Get | Method::Head) {

@@ -85,13 +85,25 @@ pub struct Shard {
     boundary_seed: Cell<u64>,
     /// The disk stripe's files opened for io_uring buffered reads (warming cold records).
     disk_files: RefCell<Vec<(std::path::PathBuf, Rc<glommio::io::BufferedFile>)>>,
+    /// Viewer TLS (shared by every shard), when TLS listeners are configured.
+    pub tls: Option<Arc<crate::tls::viewer::ViewerTls>>,
+    /// The viewer protocol policy table.
+    pub policies: crate::net::policy::Policies,
+}
+
+/// What every shard shares, built once at start.
+#[derive(Clone)]
+pub struct Shared {
+    pub origin_addr: SocketAddr,
+    pub viewer_tls: Option<Arc<crate::tls::viewer::ViewerTls>>,
+    pub origin_tls: Option<crate::origin::pool::OriginTls>,
 }
 
 impl Shard {
     pub fn new(
         id: usize,
         cfg: Arc<Config>,
-        origin_addr: SocketAddr,
+        shared: Shared,
         peers: Vec<flume::Sender<MeshMsg>>,
     ) -> Result<Rc<Self>, String> {
         let count = peers.len();
@@ -107,7 +119,8 @@ impl Shard {
         };
         let o = &cfg.origin;
         let origin = Origin::new(OriginSettings {
-            addr: origin_addr,
+            addr: shared.origin_addr,
+            tls: shared.origin_tls.clone(),
             authority: cfg.origin_addr().map(|a| a.authority).unwrap_or_default(),
             connect_timeout: o.connect_timeout.get(),
             first_byte_timeout: o.first_byte_timeout.get(),
@@ -139,6 +152,7 @@ impl Shard {
             ..PolicyConfig::default()
         };
         let (drain_tx, drain_rx) = flume::bounded(1);
+        let policies = crate::net::policy::Policies::from_config(&cfg);
         Ok(Rc::new(Shard {
             id,
             count,
@@ -155,6 +169,8 @@ impl Shard {
             active_fills: Cell::new(0),
             boundary_seed: Cell::new((id as u64) << 48),
             disk_files: RefCell::new(Vec::new()),
+            tls: shared.viewer_tls.clone(),
+            policies,
         }))
     }
 
@@ -286,8 +302,12 @@ impl Shard {
         }
     }
 
-    /// Accepts viewers on one listener until draining starts.
-    async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
+    /// Accepts viewers on one listener until draining starts. `tls`: a TLS listener.
+    async fn accept_loop(self: Rc<Self>, listener: TcpListener, tls: bool) {
+        let acceptor = match (&self.tls, tls) {
+            (Some(t), true) => Some(futures_rustls::TlsAcceptor::from(t.config.clone())),
+            _ => None,
+        };
         loop {
             let accepted =
                 futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -308,7 +328,30 @@ impl Shard {
                 continue;
             }
             let shard = self.clone();
-            glommio::spawn_local(crate::net::conn::serve(shard, stream)).detach();
+            match &acceptor {
+                Some(a) => {
+                    glommio::spawn_local(crate::net::tls_accept::serve(shard, stream, a.clone()))
+                        .detach();
+                }
+                None => {
+                    crate::net::conn::prepare_socket(&shard, &stream);
+                    let peer = stream.peer_addr().ok();
+                    let t = crate::net::transport::Transport::Plain(stream);
+                    glommio::spawn_local(crate::net::conn::serve(shard, t, peer)).detach();
+                }
+            }
+        }
+    }
+
+    /// Shard 0 re-reads certificate and ticket-key files that changed (every shard shares them).
+    async fn tls_reloader(self: Rc<Self>) {
+        let Some(tls) = self.tls.clone() else { return };
+        let every = self.cfg.tls.reload_interval.get();
+        while !self.draining.get() {
+            glommio::timer::sleep(every).await;
+            for line in tls.reload_if_changed() {
+                eprintln!("verge: tls: {line}");
+            }
         }
     }
 
@@ -328,9 +371,11 @@ impl Shard {
         ready: std::sync::mpsc::Sender<Result<(), String>>,
     ) {
         let mut listeners = Vec::new();
-        for addr in &self.cfg.server.listen {
+        let plain = self.cfg.server.listen.iter().map(|a| (a, false));
+        let tls = self.cfg.tls.listen.iter().map(|a| (a, true));
+        for (addr, is_tls) in plain.chain(tls) {
             match TcpListener::bind(addr.as_str()) {
-                Ok(l) => listeners.push(l),
+                Ok(l) => listeners.push((l, is_tls)),
                 Err(e) => {
                     let _ = ready.send(Err(format!(
                         "shard {}: cannot listen on {addr}: {e}",
@@ -343,9 +388,12 @@ impl Shard {
         let _ = ready.send(Ok(()));
         glommio::spawn_local(self.clone().mesh_loop(inbox)).detach();
         glommio::spawn_local(self.clone().disk_flusher()).detach();
+        if self.id == 0 {
+            glommio::spawn_local(self.clone().tls_reloader()).detach();
+        }
         let accepts: Vec<_> = listeners
             .into_iter()
-            .map(|l| glommio::spawn_local(self.clone().accept_loop(l)))
+            .map(|(l, tls)| glommio::spawn_local(self.clone().accept_loop(l, tls)))
             .collect();
         for a in accepts {
             a.await;

@@ -209,7 +209,14 @@ fn read_chunked(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
 pub struct Verge {
     pub child: Child,
     pub port: u16,
-    _dir: TempDir,
+    /// The TLS listener's port, when started with `start_tls`.
+    pub tls_port: u16,
+    pub dir: TempDir,
+}
+
+/// A test TLS fixture file (tests/fixtures/tls).
+pub fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 pub struct TempDir(pub std::path::PathBuf);
@@ -252,8 +259,31 @@ impl Verge {
         Self::start_with(origin_url, extra_toml, &[])
     }
 
-    pub fn start_with(origin_url: &str, extra_toml: &str, args: &[&str]) -> Verge {
+    /// Starts verge with a TLS listener too (certificate for localhost/127.0.0.1 from the test CA,
+    /// copied into the instance's directory as cert.pem/key.pem so that tests may replace them).
+    /// `tls_toml` is added under `[tls]`; `extra_toml` after it.
+    pub fn start_tls(origin_url: &str, tls_toml: &str, extra_toml: &str) -> Verge {
         let dir = temp_dir();
+        let tls_port = free_port();
+        let cert = dir.0.join("cert.pem");
+        let key = dir.0.join("key.pem");
+        std::fs::copy(fixture("localhost.pem"), &cert).unwrap();
+        std::fs::copy(fixture("localhost.key"), &key).unwrap();
+        let toml = format!(
+            "[tls]\nlisten = [\"127.0.0.1:{tls_port}\"]\ncert = {:?}\nkey = {:?}\n{tls_toml}\n{extra_toml}",
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+        let mut v = Self::start_in(dir, origin_url, &toml, &[]);
+        v.tls_port = tls_port;
+        v
+    }
+
+    pub fn start_with(origin_url: &str, extra_toml: &str, args: &[&str]) -> Verge {
+        Self::start_in(temp_dir(), origin_url, extra_toml, args)
+    }
+
+    fn start_in(dir: TempDir, origin_url: &str, extra_toml: &str, args: &[&str]) -> Verge {
         let port = free_port();
         let cfg = dir.0.join("verge.toml");
         std::fs::write(&cfg, extra_toml).unwrap();
@@ -281,7 +311,7 @@ impl Verge {
                 .lines()
                 .map_while(Result::ok)
             {
-                if line.contains("listening on") {
+                if line.contains("verge: listening on") {
                     let _ = tx.send(Ok(()));
                 }
                 log.push_str(&line);
@@ -297,7 +327,8 @@ impl Verge {
         Verge {
             child,
             port,
-            _dir: dir,
+            tls_port: 0,
+            dir,
         }
     }
 

@@ -1,0 +1,201 @@
+//! What a viewer connection's bytes travel over: plain TCP, TLS (rustls) over TCP, or one HTTP/2
+//! stream (the `h2_bridge`), behind one `AsyncRead + AsyncWrite` type so that the HTTP/1.1 request
+//! path above it is the same for all three.
+//!
+//! Invariants: read and write timeouts apply to every kind (TCP and TLS through the socket's own
+//! timeouts, an HTTP/2 stream through a timer); `flush` pushes out everything TLS or HTTP/2 still
+//! buffers; closing an HTTP/2 stream whose response is incomplete resets it, never ends it cleanly.
+
+use super::h2_bridge::H2Stream;
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::server::TlsStream;
+use glommio::net::TcpStream;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// A viewer connection's byte stream.
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    H2(Box<H2Stream>),
+}
+
+impl Transport {
+    /// Which scheme the viewer used (for the viewer protocol policy and redirects).
+    pub fn is_secure(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(_) => true,
+            Transport::H2(s) => s.secure,
+        }
+    }
+
+    /// The TCP socket under this transport, if it has one of its own.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Transport::Plain(s) => Some(s),
+            Transport::Tls(s) => Some(s.get_ref().0),
+            Transport::H2(_) => None,
+        }
+    }
+
+    /// Reads into `buf`, waiting at most `timeout` (then `ErrorKind::TimedOut`).
+    pub async fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        if let Some(tcp) = self.tcp() {
+            let _ = tcp.set_read_timeout(Some(timeout));
+            return self.read(buf).await;
+        }
+        with_timeout(timeout, self.read(buf)).await
+    }
+
+    /// Writes all of `data` and flushes it, failing after `timeout` without progress for HTTP/2
+    /// streams (TCP and TLS use the socket's write timeout, set once at accept).
+    pub async fn write_all_flush(&mut self, data: &[u8], timeout: Duration) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.write_all(data).await,
+            Transport::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+            Transport::H2(s) => {
+                with_timeout(timeout, async {
+                    s.write_all(data).await?;
+                    s.flush().await
+                })
+                .await
+            }
+        }
+    }
+
+    /// Ends the response side: half-close for TCP, close_notify for TLS, end (or reset, when
+    /// incomplete) for an HTTP/2 stream.
+    pub async fn finish(&mut self) {
+        match self {
+            Transport::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write).await;
+            }
+            Transport::Tls(s) => {
+                let _ = s.close().await;
+            }
+            Transport::H2(s) => {
+                let _ = s.close().await;
+            }
+        }
+    }
+}
+
+/// Runs `fut`, failing with `TimedOut` if it takes longer than `timeout`.
+pub async fn with_timeout<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    futures_lite::future::or(fut, async {
+        glommio::timer::sleep(timeout).await;
+        Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+    })
+    .await
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::H2(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::H2(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::H2(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_close(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Transport::H2(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// The byte stream an HTTP/2 connection runs over: a transport plus bytes already read from it
+/// (the h2c preface that was sniffed on a plaintext port), adapted to the tokio I/O traits the
+/// `h2` crate uses. No tokio runtime is involved: these are only poll functions.
+pub struct H2Io {
+    prefix: bytes::Bytes,
+    inner: Transport,
+}
+
+impl H2Io {
+    pub fn new(inner: Transport, prefix: bytes::Bytes) -> Self {
+        H2Io { prefix, inner }
+    }
+}
+
+impl tokio::io::AsyncRead for H2Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if !me.prefix.is_empty() {
+            let n = me.prefix.len().min(buf.remaining());
+            buf.put_slice(&me.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        let dst = buf.initialize_unfilled();
+        match Pin::new(&mut me.inner).poll_read(cx, dst) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for H2Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}
