@@ -179,7 +179,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Transport, peer: Option<SocketAddr>
         }
     }
     let _ = vc.flush().await;
-    vc.stream.finish().await;
+    vc.stream.finish(shard.cfg.http.write_timeout.get()).await;
 }
 
 /// True when `buf` holds at least one complete request head (pipelining: keep batching output).

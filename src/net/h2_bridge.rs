@@ -56,6 +56,7 @@ pub struct H2Stream {
     /// END_STREAM goes with the last pending piece.
     end_after_pending: bool,
     ended: bool,
+    reset_sent: bool,
 }
 
 fn broken(e: impl std::fmt::Display) -> io::Error {
@@ -100,6 +101,7 @@ impl H2Stream {
             pending: VecDeque::new(),
             end_after_pending: false,
             ended: false,
+            reset_sent: false,
         }
     }
 
@@ -234,7 +236,12 @@ impl H2Stream {
         Poll::Ready(Ok(()))
     }
 
-    fn reset(&mut self) {
+    /// Resets the stream (INTERNAL_ERROR) unless it already ended or was reset.
+    pub fn reset(&mut self) {
+        if self.ended || self.reset_sent {
+            return;
+        }
+        self.reset_sent = true;
         if let Some(r) = self.respond.as_mut() {
             r.send_reset(Reason::INTERNAL_ERROR);
         } else if let Some(s) = self.send.as_mut() {
@@ -246,9 +253,7 @@ impl H2Stream {
 
 impl Drop for H2Stream {
     fn drop(&mut self) {
-        if !self.ended && !matches!(self.resp, Resp::Broken) {
-            self.reset();
-        }
+        self.reset();
     }
 }
 

@@ -72,7 +72,14 @@ pub(crate) async fn serve_inner(
     let idle = shard.cfg.http.keepalive_timeout.get();
     let mut going_away = false;
     let mut served: u64 = 0;
+    // Stream tasks may outlive their streams (a viewer reset does not stop a task waiting on a
+    // fill); past twice the stream limit, stop reading this connection until they drain, so a
+    // reset flood cannot run unbounded work.
+    let max_tasks = 2 * h.max_concurrent_streams as usize;
     loop {
+        while open_streams.get() >= max_tasks {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
         let next = futures_lite::future::or(async { Some(conn.accept().await) }, async {
             if going_away {
                 std::future::pending::<()>().await;
@@ -184,14 +191,7 @@ async fn stream(
     let (parts, body) = req.into_parts();
     let (head, chunked) = h1_head(&parts, body.is_end_stream());
     let is_head = parts.method == http::Method::HEAD;
-    let bridge = H2Stream::new(
-        body,
-        chunked,
-        respond,
-        is_head,
-        shard.limits,
-        secure,
-    );
+    let bridge = H2Stream::new(body, chunked, respond, is_head, shard.limits, secure);
     let mut vc = ViewerConn::new(
         Transport::H2(Box::new(bridge)),
         head,
@@ -221,7 +221,7 @@ async fn stream(
         ),
     }
     let _ = vc.flush().await;
-    vc.stream.finish().await;
+    vc.stream.finish(shard.cfg.http.write_timeout.get()).await;
 }
 
 #[cfg(test)]

@@ -72,8 +72,8 @@ impl Transport {
     }
 
     /// Ends the response side: half-close for TCP, close_notify for TLS, end (or reset, when
-    /// incomplete) for an HTTP/2 stream.
-    pub async fn finish(&mut self) {
+    /// incomplete or when the viewer's window stays shut past `timeout`) for an HTTP/2 stream.
+    pub async fn finish(&mut self, timeout: Duration) {
         match self {
             Transport::Plain(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Write).await;
@@ -82,7 +82,9 @@ impl Transport {
                 let _ = s.close().await;
             }
             Transport::H2(s) => {
-                let _ = s.close().await;
+                if with_timeout(timeout, s.close()).await.is_err() {
+                    s.reset();
+                }
             }
         }
     }
