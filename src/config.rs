@@ -64,6 +64,9 @@ pub struct Http2Config {
     pub max_concurrent_reset_streams: usize,
     pub max_pending_accept_reset_streams: usize,
     pub max_local_error_reset_streams: usize,
+    /// Streams per connection before GOAWAY (clients that do not retry refused streams count
+    /// those as failures, so this is far higher than HTTP/1.1's limit).
+    pub max_requests_per_connection: u64,
 }
 
 impl Default for TlsConfig {
@@ -96,6 +99,7 @@ impl Default for Http2Config {
             max_concurrent_reset_streams: 50,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
+            max_requests_per_connection: 1_000_000,
         }
     }
 }
@@ -409,6 +413,12 @@ impl Config {
             }
         }
         let h = &self.http2;
+        if h.max_requests_per_connection == 0 {
+            return Err(invalid(
+                "http2.max_requests_per_connection",
+                "must be at least 1",
+            ));
+        }
         if h.max_concurrent_streams == 0 {
             return Err(invalid(
                 "http2.max_concurrent_streams",

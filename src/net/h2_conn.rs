@@ -98,7 +98,7 @@ pub(crate) async fn serve_inner(
         match next {
             Some(Some(Ok((req, respond)))) => {
                 served += 1;
-                if served >= shard.cfg.http.max_requests_per_connection && !going_away {
+                if served >= h.max_requests_per_connection && !going_away {
                     conn.graceful_shutdown();
                     going_away = true;
                 }
