@@ -266,6 +266,7 @@ fn stored_object() -> Arc<StoredObject> {
         },
         partial: None,
         on_disk: Default::default(),
+        disk_only: false,
     })
 }
 

@@ -234,7 +234,7 @@ impl Default for CacheConfig {
             disk_segment_size: ByteSize(64 << 20),
             disk_flush_delay: Millis(1_000),
             disk_admission: "store".into(),
-            disk_max_object_size: ByteSize(48 << 20),
+            disk_max_object_size: ByteSize(64 << 30),
             disk_write_budget: ByteSize(0),
             max_waiters: 10_000,
             collapse_timeout: Millis(35_000),

@@ -60,6 +60,36 @@ impl Admission {
         self.written += cost;
         true
     }
+
+    fn roll_window(&mut self, now: Instant) {
+        if now.duration_since(self.window_start) >= DAY {
+            self.window_start = now;
+            self.written = 0;
+        }
+    }
+
+    /// Whether a disk-only (chunked, streamed in) object of `len` bytes, if known, may start:
+    /// within the size limit and with budget left. Large objects skip second-hit admission (they
+    /// are never in RAM to be hit there).
+    pub fn large_allowed(&mut self, len: Option<u64>) -> bool {
+        self.roll_window(Instant::now());
+        let len = len.unwrap_or(0);
+        len <= self.max_object
+            && (self.budget_per_day == 0 || self.written + len <= self.budget_per_day)
+    }
+
+    /// Counts `add` more bytes of a disk-only object now `total` long; false (nothing counted)
+    /// when the object passed the size limit or the budget would be crossed.
+    pub fn charge_large(&mut self, add: u64, total: u64) -> bool {
+        self.roll_window(Instant::now());
+        if total > self.max_object
+            || (self.budget_per_day != 0 && self.written + add > self.budget_per_day)
+        {
+            return false;
+        }
+        self.written += add;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +123,7 @@ mod tests {
                 complete_len: 10 * len as u64,
             }),
             on_disk: Default::default(),
+            disk_only: false,
         }
     }
 

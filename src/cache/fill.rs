@@ -25,6 +25,11 @@ pub struct FillHead {
     /// Set when the answer comes from a stored response being revalidated: "stale" (refreshed by a
     /// 304, or served under stale-if-error). Replaces the follower's own Cache-Status `fwd=` reason.
     pub fwd: Option<&'static str>,
+    /// Offset in the body of the first `Data` byte (a disk stream may start at the chunk holding a
+    /// requested range); 0 for fills.
+    pub start: u64,
+    /// The body comes from the cache (a disk-only object streamed from disk), not the origin.
+    pub hit: bool,
 }
 
 /// One message from a fill to a subscriber.
@@ -138,6 +143,8 @@ mod tests {
             store: Ok(Duration::from_secs(1)),
             age: Duration::ZERO,
             fwd: None,
+            start: 0,
+            hit: false,
         })
     }
 

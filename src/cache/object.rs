@@ -138,6 +138,9 @@ pub struct StoredObject {
     pub partial: Option<PartialSpan>,
     /// Written to the disk tier (so a later hit does not write it again).
     pub on_disk: std::sync::atomic::AtomicBool,
+    /// Larger than the RAM tier takes: only on disk (as a chunk chain), `body` is empty and the
+    /// body is streamed from disk by `proxy::disk_stream`; never revalidated in place.
+    pub disk_only: bool,
 }
 
 /// Where a stored partial response sits in its complete representation.

@@ -45,6 +45,9 @@ pub enum Lookup {
         started: bool,
     },
     Pass(PassReason),
+    /// A fresh object kept only on disk (larger than the RAM tier takes): the owner streams it
+    /// from disk (`proxy::disk_stream`) and hands the viewer a `Follow` of that stream.
+    Disk(Arc<StoredObject>),
 }
 
 /// A fill the caller must start (see `proxy::fill_task`).
@@ -87,6 +90,8 @@ pub struct OwnerState {
     /// This shard's stripe of the disk tier, if one is configured. Holds objects without Vary.
     disk: Option<DiskTier>,
     admission: Admission,
+    /// Largest body the RAM tier takes; larger objects live on disk only.
+    ram_max_object: u64,
 }
 
 impl OwnerState {
@@ -107,6 +112,7 @@ impl OwnerState {
             max_waiters,
             disk,
             admission,
+            ram_max_object: max_object_bytes,
         }
     }
 
@@ -126,6 +132,14 @@ impl OwnerState {
             .find(key, req)
             .filter(|o| o.partial.is_none() || o.covered_range(req).is_some());
         if let Some(obj) = &stored {
+            if obj.disk_only {
+                // Streamed from disk when fresh; otherwise fetched again whole (a disk-only object
+                // has no body in RAM to revalidate in place or to serve stale).
+                if !refresh && obj.usable_for(req, now) {
+                    return (Lookup::Disk(obj.clone()), None);
+                }
+                return self.lookup_miss(key, None);
+            }
             if !refresh && obj.usable_for(req, now) {
                 if self.admission.on == AdmitOn::SecondHit && obj.meta.vary.is_empty() {
                     self.store_on_disk(key, obj);
@@ -165,6 +179,15 @@ impl OwnerState {
                 );
             }
         }
+        self.lookup_miss(key, stale)
+    }
+
+    /// The miss half of `lookup`: an uncacheable mark, a fill to join, or a new fill.
+    fn lookup_miss(
+        &mut self,
+        key: &CacheKey,
+        stale: Option<Arc<StoredObject>>,
+    ) -> (Lookup, Option<NewFill>) {
         if let Some(until) = self.uncacheable.get(key) {
             if *until > Instant::now() {
                 return (Lookup::Pass(PassReason::Uncacheable), None);
@@ -230,14 +253,36 @@ impl OwnerState {
         }
     }
 
-    /// A disk hit, promoted into the RAM tier. A record that fails its checks is dropped (a miss).
+    /// A disk hit, promoted into the RAM tier; an object too large for RAM comes back as its head
+    /// only (`disk_only`), its body to be streamed. A record that fails its checks is dropped (a miss).
     fn load_from_disk(&mut self, key: &CacheKey) -> Option<Arc<StoredObject>> {
+        let ram_max = self.ram_max_object;
         let disk = self.disk.as_mut()?;
-        let loc = disk.lookup(key.as_str().as_bytes())?;
-        let obj = match disk.read_object(&loc, key.as_str().as_bytes()) {
-            Ok(Some(found)) => persist::decode(&found.meta, found.body),
-            Ok(None) => None,
-            Err(_) => None,
+        let k = key.as_str().as_bytes();
+        let loc = disk.lookup(k)?;
+        let head = match disk.stream_object(&loc, k) {
+            Ok(Some(s)) => Some((
+                s.is_chunked() || s.body_len() > ram_max,
+                s.meta().clone(),
+                s.body_len(),
+            )),
+            _ => None,
+        };
+        let obj = match head {
+            Some((true, meta, len)) => {
+                return match persist::decode_head(&meta, len) {
+                    Some(o) => Some(Arc::new(o)),
+                    None => {
+                        let _ = disk.remove(k);
+                        None
+                    }
+                };
+            }
+            Some((false, _, _)) => match disk.read_object(&loc, k) {
+                Ok(Some(found)) => persist::decode(&found.meta, found.body),
+                _ => None,
+            },
+            None => None,
         };
         let Some(obj) = obj.map(Arc::new) else {
             let _ = disk.remove(key.as_str().as_bytes());
@@ -280,6 +325,18 @@ impl OwnerState {
         let disk = self.disk.as_mut()?;
         let loc = disk.lookup(key.as_str().as_bytes())?;
         disk.cold_span(&loc)
+    }
+
+    /// Like `disk_cold_span`, for the disk record holding body byte `offset` of `key`.
+    pub fn disk_cold_span_at(
+        &mut self,
+        key: &CacheKey,
+        offset: u64,
+    ) -> Option<(std::path::PathBuf, u64, u64)> {
+        let disk = self.disk.as_mut()?;
+        let k = key.as_str().as_bytes();
+        let loc = disk.lookup(k)?;
+        disk.cold_span_at(&loc, k, offset)
     }
 
     /// Removes `key` from the disk stripe (a tombstone, so it stays gone after a restart).
@@ -360,6 +417,87 @@ impl OwnerState {
         self.ram.remove(&key);
         self.disk_forget(&key);
         self.uncacheable.insert(key, now + ttl);
+    }
+
+    /// Body bytes `[start, end)` of `key`'s disk-only object, verified; `None` when it is gone or
+    /// damaged (a damaged one is dropped).
+    pub fn disk_read_range(
+        &mut self,
+        key: &CacheKey,
+        start: u64,
+        end: u64,
+    ) -> Option<bytes::Bytes> {
+        let disk = self.disk.as_mut()?;
+        let k = key.as_str().as_bytes();
+        let loc = disk.lookup(k)?;
+        match disk.read_range(&loc, k, start, end) {
+            Ok(Some(r)) => Some(r.body),
+            Ok(None) => None,
+            Err(_) => {
+                let _ = disk.remove(k);
+                None
+            }
+        }
+    }
+
+    /// Whether an object of `len` bytes (if known) would be kept on disk only: larger than the RAM
+    /// tier takes, within the disk's limit, a disk tier present and today's write budget allowing.
+    pub fn wants_disk_only(&mut self, len: Option<u64>) -> bool {
+        self.disk.is_some()
+            && len.is_none_or(|n| n > self.ram_max_object)
+            && self.admission.large_allowed(len)
+    }
+
+    /// Starts writing `key` (head `obj`, body to follow) to disk as a chunk chain.
+    pub fn begin_disk_only(
+        &mut self,
+        key: &CacheKey,
+        obj: &StoredObject,
+    ) -> Option<verge_storage::disk::ChunkedInsert> {
+        let disk = self.disk.as_mut()?;
+        disk.begin_chunked(key.as_str().as_bytes(), &persist::encode(obj))
+            .ok()
+    }
+
+    /// Appends body bytes to a disk-only insert; false when it failed (the insert is dead) or the
+    /// object grew past the disk's object limit or the write budget.
+    pub fn append_disk_only(
+        &mut self,
+        ins: &mut verge_storage::disk::ChunkedInsert,
+        data: &[u8],
+    ) -> bool {
+        if !self
+            .admission
+            .charge_large(data.len() as u64, ins.body_len() + data.len() as u64)
+        {
+            return false;
+        }
+        match self.disk.as_mut() {
+            Some(d) => d.append_chunked(ins, data).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Completes a disk-only insert: the object becomes the stored one for `key` (any RAM copy of
+    /// an older version is dropped). False if the write failed.
+    pub fn finish_disk_only(
+        &mut self,
+        key: &CacheKey,
+        ins: verge_storage::disk::ChunkedInsert,
+    ) -> bool {
+        let Some(disk) = self.disk.as_mut() else {
+            return false;
+        };
+        let ok = disk.finish_chunked(ins).is_ok();
+        self.ram.remove(key);
+        ok
+    }
+
+    /// Abandons a disk-only insert (nothing of it becomes reachable).
+    pub fn abort_disk_only(&mut self, ins: verge_storage::disk::ChunkedInsert) {
+        if let Some(d) = self.disk.as_mut() {
+            d.abort_chunked(ins);
+        }
     }
 
     /// Drops the stored response for `key` (after a successful unsafe request).

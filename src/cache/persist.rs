@@ -79,6 +79,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Rebuilds the head of an object kept only on disk (its body is streamed from there).
+pub fn decode_head(meta: &[u8], body_len: u64) -> Option<StoredObject> {
+    let mut obj = decode(meta, Bytes::new())?;
+    obj.body_len = body_len;
+    obj.disk_only = true;
+    Some(obj)
+}
+
 /// Rebuilds a stored object from its meta and body; `None` if the meta is not a valid version-1
 /// encoding.
 pub fn decode(meta: &[u8], body: Bytes) -> Option<StoredObject> {
@@ -132,6 +140,7 @@ pub fn decode(meta: &[u8], body: Bytes) -> Option<StoredObject> {
         },
         partial: None,
         on_disk: std::sync::atomic::AtomicBool::new(true),
+        disk_only: false,
     })
 }
 
@@ -176,6 +185,7 @@ mod tests {
             },
             partial: None,
             on_disk: Default::default(),
+            disk_only: false,
         };
         let meta = encode(&obj);
         let back = decode(&meta, body_bytes(&obj)).unwrap();

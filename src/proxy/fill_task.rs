@@ -28,6 +28,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use verge_storage::disk::ChunkedInsert;
 
 /// Fields a 304 must not change in the stored response (RFC 9111 §3.2 and the framing of the stored
 /// body): the body's own length, coding, digest and range, its validator, and Age (computed here).
@@ -138,8 +139,19 @@ async fn stream_and_store(
         request_time,
         response_time,
     );
-    if matches!(declared, Some(n) if n > max_object) {
-        p.decision = Err("too-large");
+    let persistable = p.partial.is_none() && p.meta.vary.is_empty();
+    let mut large: Option<ChunkedInsert> = None;
+    if let (Some(n), Ok(freshness)) = (declared, p.decision.as_ref()) {
+        if n > max_object {
+            // Too large for RAM: stored on disk only, as a chunk chain written as it arrives.
+            let mut owner = shard.owner.borrow_mut();
+            if persistable && owner.wants_disk_only(Some(n)) {
+                large = owner.begin_disk_only(&key, &disk_only_head(&p, freshness));
+            }
+            if large.is_none() {
+                p.decision = Err("too-large");
+            }
+        }
     }
     let fill_head = Arc::new(FillHead {
         meta: p.meta.clone(),
@@ -147,6 +159,8 @@ async fn stream_and_store(
         store: p.decision.as_ref().map(|f| f.lifetime).map_err(|e| *e),
         age: p.corrected_initial_age,
         fwd: None,
+        start: 0,
+        hit: false,
     });
     let mut storing = p.decision.is_ok();
     // A request with credentials says nothing about what other viewers would get: its uncacheable
@@ -156,15 +170,32 @@ async fn stream_and_store(
         // Before the head goes out, so that only the first follower ever sees it.
         release(shard, &key, &fill, true, mark);
     }
+    if large.is_some() {
+        // Nothing is kept in RAM: late viewers cannot be replayed the start, they fetch alone.
+        fill.borrow_mut().stop_keeping();
+    }
     fill.borrow_mut().publish(FillEvent::Head(fill_head));
     let mut received: u64 = 0;
     loop {
         match body.next().await {
             Ok(Some(piece)) => {
                 received += piece.len() as u64;
-                if storing && received > max_object {
-                    storing = false;
-                    release(shard, &key, &fill, false, mark);
+                if storing && large.is_none() && received > max_object {
+                    // An unannounced length just outgrew RAM: move to disk with what came so far.
+                    large = switch_to_disk(shard, &key, &fill, &p, persistable);
+                    if large.is_none() {
+                        storing = false;
+                        release(shard, &key, &fill, false, mark);
+                    }
+                }
+                if let Some(ins) = large.as_mut() {
+                    let ok = shard.owner.borrow_mut().append_disk_only(ins, &piece);
+                    if !ok {
+                        if let Some(ins) = large.take() {
+                            shard.owner.borrow_mut().abort_disk_only(ins);
+                        }
+                        storing = false;
+                    }
                 }
                 let mut f = fill.borrow_mut();
                 f.publish(FillEvent::Data(piece));
@@ -174,7 +205,9 @@ async fn stream_and_store(
                 }
             }
             Ok(None) => {
-                if let (true, Ok(freshness)) = (storing, p.decision) {
+                if let Some(ins) = large.take() {
+                    shard.owner.borrow_mut().finish_disk_only(&key, ins);
+                } else if let (true, Ok(freshness)) = (storing, p.decision) {
                     let chunks = fill.borrow_mut().take_chunks();
                     let obj = StoredObject {
                         meta: p.stored_meta.take().unwrap_or_else(|| p.meta.clone()),
@@ -183,6 +216,7 @@ async fn stream_and_store(
                         freshness,
                         partial: p.partial,
                         on_disk: Default::default(),
+                        disk_only: false,
                     };
                     shard.owner.borrow_mut().store(key.clone(), Arc::new(obj));
                 }
@@ -191,12 +225,54 @@ async fn stream_and_store(
                 return;
             }
             Err(_) => {
+                if let Some(ins) = large.take() {
+                    shard.owner.borrow_mut().abort_disk_only(ins);
+                }
                 shard.owner.borrow_mut().finish_fill(&key, &fill);
                 fill.borrow_mut().publish(FillEvent::Abort);
                 return;
             }
         }
     }
+}
+
+/// The head (meta and freshness, no body) written with a disk-only object.
+fn disk_only_head(p: &Prepared, freshness: &Freshness) -> StoredObject {
+    StoredObject {
+        meta: p.stored_meta.clone().unwrap_or_else(|| p.meta.clone()),
+        body: Vec::new(),
+        body_len: 0,
+        freshness: freshness.clone(),
+        partial: None,
+        on_disk: Default::default(),
+        disk_only: true,
+    }
+}
+
+/// Moves a fill whose body outgrew RAM to a disk-only insert, writing the pieces received so far;
+/// `None` when it cannot go to disk (no disk tier, Vary, partial, budget, write error).
+fn switch_to_disk(
+    shard: &Rc<Shard>,
+    key: &CacheKey,
+    fill: &Rc<RefCell<Fill>>,
+    p: &Prepared,
+    persistable: bool,
+) -> Option<ChunkedInsert> {
+    let freshness = p.decision.as_ref().ok()?;
+    let mut owner = shard.owner.borrow_mut();
+    if !persistable || !owner.wants_disk_only(None) {
+        return None;
+    }
+    let mut ins = owner.begin_disk_only(key, &disk_only_head(p, freshness))?;
+    let mut f = fill.borrow_mut();
+    for c in f.take_chunks() {
+        if !owner.append_disk_only(&mut ins, &c) {
+            owner.abort_disk_only(ins);
+            return None;
+        }
+    }
+    f.stop_keeping();
+    Some(ins)
 }
 
 /// The fill's request head with the stored response's validators added (RFC 9111 §4.3.1).
@@ -255,6 +331,8 @@ fn serve_stored(
         store,
         age: obj.freshness.age(SystemTime::now()),
         fwd: Some("stale"),
+        start: 0,
+        hit: false,
     });
     let mut f = fill.borrow_mut();
     f.publish(FillEvent::Head(head));
@@ -331,6 +409,7 @@ fn refresh_from_304(
         freshness,
         partial: stale.partial,
         on_disk: Default::default(),
+        disk_only: false,
     });
     match &decision {
         Ok(_) => {

@@ -5,6 +5,7 @@
 //! Life of a GET: `handle` -> `Shard::lookup` (local or over the mesh) -> `Hit` (respond::hit) |
 //! `Follow` (respond::follow; the owner runs fill_task::run) | `Pass` (pass::run).
 
+pub mod disk_stream;
 pub mod fill_task;
 pub mod origin_request;
 pub mod pass;
@@ -140,6 +141,18 @@ pub async fn handle(
                     .await
                 }
             }
+        }
+        // Turned into a `Follow` of a disk stream by the owner; never reaches a viewer.
+        Some(Lookup::Disk(_)) => {
+            simple_response(
+                &mut vc.out,
+                500,
+                "unexpected disk lookup",
+                "verge; fwd=miss",
+                close,
+                is_head,
+            );
+            After::from_close(close)
         }
         Some(Lookup::Pass(reason)) => {
             let cs = match reason {

@@ -295,20 +295,28 @@ async fn stream(
 ) -> After {
     let is_head = req.method == crate::http::request::Method::Head;
     let has_body = body_allowed(head.meta.status);
-    let mut cs = format!("verge; fwd={}", head.fwd.unwrap_or(cs_fwd));
-    match head.store {
-        Ok(ttl) => cs.push_str(&format!("; stored; ttl={}", ttl.as_secs())),
-        Err(why) => cs.push_str(&format!("; detail={why}")),
-    }
-    if collapsed {
-        cs.push_str("; collapsed");
+    let mut cs = if head.hit {
+        // A disk-only object streamed from disk: `store` holds its remaining freshness.
+        let ttl = head.store.map(|t| t.as_secs()).unwrap_or(0);
+        format!("verge; hit; ttl={ttl}; detail=disk")
+    } else {
+        format!("verge; fwd={}", head.fwd.unwrap_or(cs_fwd))
+    };
+    if !head.hit {
+        match head.store {
+            Ok(ttl) => cs.push_str(&format!("; stored; ttl={}", ttl.as_secs())),
+            Err(why) => cs.push_str(&format!("; detail={why}")),
+        }
+        if collapsed {
+            cs.push_str("; collapsed");
+        }
     }
     let out = &mut vc.out;
     if head.meta.status == 200 && not_modified(&req.headers, &head.meta.headers) {
         // The viewer's own validators match the fresh response: 304, and leave the fill to others.
         not_modified_head(out, &head.meta.headers);
         number_field(out, "Age", head.age.as_secs());
-        cache_fields(out, shard, cs.as_bytes(), false, close);
+        cache_fields(out, shard, cs.as_bytes(), head.hit, close);
         out.extend_from_slice(b"\r\n");
         return After::from_close(close);
     }
@@ -331,7 +339,7 @@ async fn stream(
                     range::unsatisfied_range(len).as_bytes(),
                 );
                 number_field(out, "Content-Length", 0);
-                cache_fields(out, shard, cs.as_bytes(), false, close);
+                cache_fields(out, shard, cs.as_bytes(), head.hit, close);
                 out.extend_from_slice(b"\r\n");
                 return After::from_close(close);
             }
@@ -366,7 +374,7 @@ async fn stream(
         (true, None) => (false, true),
     };
     number_field(out, "Age", head.age.as_secs());
-    cache_fields(out, shard, cs.as_bytes(), false, close || until_close);
+    cache_fields(out, shard, cs.as_bytes(), head.hit, close || until_close);
     out.extend_from_slice(b"\r\n");
     if vc.flush().await.is_err() {
         return After::Close;
@@ -374,8 +382,13 @@ async fn stream(
     if is_head || !has_body {
         return After::from_close(close);
     }
-    // Offset of the next fill byte, for range windows.
-    let mut offset: u64 = 0;
+    // Offset of the next fill byte, for range windows (a disk stream may start past 0, at the
+    // piece holding the range's first byte; a viewer without a window then needs it from 0).
+    let mut offset: u64 = head.start;
+    if offset > window.map_or(0, |w| w.start) {
+        let _ = vc.flush().await;
+        return After::Close;
+    }
     loop {
         let ev = match events.recv_async().await {
             Ok(ev) => ev,

@@ -194,7 +194,7 @@ impl Shard {
             if let Some(nf) = new_fill {
                 self.start_fill(key.clone(), make_fill(), nf);
             }
-            return Some(found);
+            return Some(self.stream_if_disk(key, found, headers));
         }
         let (reply, rx) = flume::bounded(1);
         self.peers[owner]
@@ -218,6 +218,16 @@ impl Shard {
     /// is a copy from the page cache. Never a major fault: the disk tier maps only resident pages.
     async fn warm_disk(&self, key: &CacheKey) {
         let span = self.owner.borrow_mut().disk_cold_span(key);
+        self.warm_span(span).await;
+    }
+
+    /// Warms the disk record holding body byte `offset` of `key` (see `warm_disk`).
+    pub async fn warm_disk_at(&self, key: &CacheKey, offset: u64) {
+        let span = self.owner.borrow_mut().disk_cold_span_at(key, offset);
+        self.warm_span(span).await;
+    }
+
+    async fn warm_span(&self, span: Option<(std::path::PathBuf, u64, u64)>) {
         let Some((path, offset, len)) = span else {
             return;
         };
@@ -251,9 +261,21 @@ impl Shard {
                 .borrow_mut()
                 .lookup(&key, &fill.headers, refresh, SystemTime::now());
         if let Some(nf) = new_fill {
-            self.start_fill(key, fill, nf);
+            self.start_fill(key.clone(), fill, nf);
+            return found;
         }
-        found
+        self.stream_if_disk(&key, found, &fill.headers)
+    }
+
+    /// A disk-only object becomes a stream from disk that the viewer follows like a fill.
+    fn stream_if_disk(self: &Rc<Self>, key: &CacheKey, found: Lookup, req: &Headers) -> Lookup {
+        match found {
+            Lookup::Disk(obj) => Lookup::Follow {
+                events: crate::proxy::disk_stream::start(self, key.clone(), obj, req.clone()),
+                started: false,
+            },
+            other => other,
+        }
     }
 
     /// A fresh seed for a multipart boundary.

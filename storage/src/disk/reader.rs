@@ -133,6 +133,45 @@ impl DiskTier {
         (!file.map.resident(file_off, n)).then(|| (file.path.clone(), file_off, len))
     }
 
+    /// Like [`DiskTier::cold_span`], for the record holding body byte
+    /// `offset` of `key`'s object at `loc`: the object itself, or for a
+    /// chunked object the chunk that holds it (its head is read to find it).
+    pub fn cold_span_at(
+        &self,
+        loc: &Location,
+        key: &[u8],
+        offset: u64,
+    ) -> Option<(std::path::PathBuf, u64, u64)> {
+        if !self.is_current(loc) {
+            return None;
+        }
+        let head = self.read_head(loc, HEAD_PROBE.min(loc.len_hint)).ok()?;
+        if head.key != key {
+            return None;
+        }
+        if head.hdr.kind != RecordKind::ChunkedHead {
+            return self.cold_span(loc);
+        }
+        let desc = self.read_descriptor(loc, &head).ok()?;
+        let chain = Chain {
+            digest: head.hdr.digest,
+            nonce: desc.nonce,
+            chunks: desc.chunks,
+        };
+        let i = u32::try_from(offset / u64::from(desc.chunk_size)).ok()?;
+        let e = self.index.get(chain.chunk_key(i))?;
+        if e.role != EntryRole::Chunk {
+            return None;
+        }
+        let chunk = Location {
+            seg: e.seg,
+            seq: self.segments.info(e.seg)?.seq,
+            offset: e.offset,
+            len_hint: e.len_hint(),
+        };
+        self.cold_span(&chunk)
+    }
+
     /// Whether `loc` still names the generation of the segment it was made
     /// for.
     fn is_current(&self, loc: &Location) -> bool {
