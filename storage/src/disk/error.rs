@@ -18,8 +18,13 @@ pub enum DiskError {
     Corrupt(&'static str),
     /// The configuration cannot work; the string says why.
     Config(String),
-    /// The object does not fit in one segment.
+    /// The object does not fit in one segment (or, chunked, exceeds the
+    /// chunk count limit).
     TooLarge { len: u64, max: u64 },
+    /// A chunked insert could not complete (an earlier append failed, or its
+    /// chunks were evicted or lost before its head was written); nothing of
+    /// it is reachable.
+    Abandoned(&'static str),
 }
 
 impl fmt::Display for DiskError {
@@ -28,6 +33,7 @@ impl fmt::Display for DiskError {
             DiskError::Io(e) => write!(f, "disk tier I/O error: {e}"),
             DiskError::Corrupt(what) => write!(f, "disk tier record is corrupt: {what}"),
             DiskError::Config(why) => write!(f, "invalid disk tier configuration: {why}"),
+            DiskError::Abandoned(why) => write!(f, "chunked insert abandoned: {why}"),
             DiskError::TooLarge { len, max } => {
                 write!(
                     f,

@@ -1,4 +1,4 @@
-//! The on-disk format (version 1): byte layouts, encoders and validating
+//! The on-disk format (version 2): byte layouts, encoders and validating
 //! decoders. No I/O here.
 //!
 //! Owns: every constant and field offset that is persisted.
@@ -11,12 +11,27 @@
 //! segment:
 //! [0, 512)             SegmentHeader (seq, file id, index)
 //! [512, data_end)      records, each starting on a 512-byte boundary
-//! [data_end, +32*n)    summary: n SummaryEntry (written when sealed)
+//! [data_end, +32*n)    summary: n 32-byte slots (written when sealed)
 //! [S-512, S)           SegmentFooter (written last when sealed)
 //!
 //! record:
 //! RecordHeader (64 B) | key | meta | block 0 | crc 0 | block 1 | crc 1 | ...
 //! ```
+//! Record kinds: `Object` (key, meta, body), `Tombstone` (key only),
+//! `Chunk` (key = [`super::digest::chunk_name`], no meta, body = one chunk of
+//! a large object) and `ChunkedHead` (key, meta, body = a 24-byte
+//! [`ChainDescriptor`]: total body length, chunk size, chunk count, nonce).
+//! A chunked object is its chunks `0..n` in order, then its head, appended
+//! last. Every chunk but the last holds exactly `chunk_size` body bytes.
+//!
+//! A summary is a list of 32-byte slots: one [`SummaryEntry`] per record,
+//! and after the entry of a `ChunkedHead` one more slot holding its
+//! descriptor (marked `CHAIN_SLOT` at byte 24), so recovery rebuilds chains
+//! without reading heads.
+//!
+//! Version history: 1 had only `Object` and `Tombstone`. A file of another
+//! version fails [`FileHeader::decode`] and is reformatted (its contents
+//! dropped), never read.
 //! Body blocks hold `block_size` bytes (the last may be shorter) and are each
 //! followed by a CRC-32 seeded with the record's header CRC and the block
 //! number, so a block from another record, another generation of the
@@ -33,7 +48,7 @@
 use super::digest::KeyDigest;
 
 /// Format version written in every header.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Digest algorithm id: FNV-1a-128 ([`KeyDigest::of`]).
 pub const DIGEST_FNV1A_128: u32 = 1;
 /// Records, the segment header and the footer start on this boundary.
@@ -55,6 +70,9 @@ const FILE_MAGIC: [u8; 8] = *b"VERGEDSK";
 const SEG_MAGIC: u32 = u32::from_le_bytes(*b"VRGS");
 const FOOTER_MAGIC: u32 = u32::from_le_bytes(*b"VRGF");
 const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"VRGR");
+/// Byte 24 of the summary slot that follows a `ChunkedHead` entry (not a
+/// valid [`RecordKind`], so a stray descriptor slot never decodes as one).
+const CHAIN_SLOT: u8 = 0xc4;
 
 /// Rounds `n` up to a multiple of [`ALIGN`].
 /// Saturates instead of overflowing (lengths may come from damaged headers).
@@ -235,6 +253,11 @@ pub enum RecordKind {
     Object = 1,
     /// The key was removed; no meta or body.
     Tombstone = 2,
+    /// One chunk of a chunked object; the key is the chunk's name.
+    Chunk = 3,
+    /// The head of a chunked object, written after all its chunks; the body
+    /// is its [`ChainDescriptor`].
+    ChunkedHead = 4,
 }
 
 impl RecordKind {
@@ -242,8 +265,67 @@ impl RecordKind {
         match v {
             1 => Some(RecordKind::Object),
             2 => Some(RecordKind::Tombstone),
+            3 => Some(RecordKind::Chunk),
+            4 => Some(RecordKind::ChunkedHead),
             _ => None,
         }
+    }
+
+    /// Summary slots an entry of this kind takes.
+    pub fn summary_slots(self) -> u64 {
+        match self {
+            RecordKind::ChunkedHead => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// How a chunked object is cut: the body of its head record, and the extra
+/// summary slot after the head's entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainDescriptor {
+    /// Total body length.
+    pub body_len: u64,
+    /// Body bytes per chunk (the last chunk may be shorter).
+    pub chunk_size: u32,
+    /// Number of chunks: `body_len.div_ceil(chunk_size)`.
+    pub chunks: u32,
+    /// Per-insert random number mixed into the chunks' names.
+    pub nonce: u64,
+}
+
+impl ChainDescriptor {
+    pub const LEN: usize = 24;
+
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        put(&mut b, 0, &self.body_len.to_le_bytes());
+        put(&mut b, 8, &self.chunk_size.to_le_bytes());
+        put(&mut b, 12, &self.chunks.to_le_bytes());
+        put(&mut b, 16, &self.nonce.to_le_bytes());
+        b
+    }
+
+    /// Decodes a descriptor whose fields agree, or `None`. (Integrity comes
+    /// from the CRC around it: the head's block CRC or the summary's.)
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < Self::LEN {
+            return None;
+        }
+        let d = ChainDescriptor {
+            body_len: u64_at(b, 0),
+            chunk_size: u32_at(b, 8),
+            chunks: u32_at(b, 12),
+            nonce: u64_at(b, 16),
+        };
+        (d.chunk_size > 0 && d.body_len.div_ceil(u64::from(d.chunk_size)) == u64::from(d.chunks))
+            .then_some(d)
+    }
+
+    /// Body bytes of chunk `i` (`i < chunks`).
+    pub fn chunk_len(&self, i: u32) -> u64 {
+        let cs = u64::from(self.chunk_size);
+        cs.min(self.body_len - u64::from(i) * cs)
     }
 }
 
@@ -376,33 +458,63 @@ pub fn block_crc(header_crc: u32, index: u64, data: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// One line of a sealed segment's summary.
+/// One record of a sealed segment's summary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SummaryEntry {
     pub digest: KeyDigest,
     pub offset: u64,
     pub len: u64,
     pub kind: RecordKind,
+    /// The chain of a `ChunkedHead` (always `Some` for that kind only).
+    pub chain: Option<ChainDescriptor>,
 }
 
 impl SummaryEntry {
+    /// Appends the entry's slot, and the descriptor slot of a head.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
+        debug_assert_eq!(self.chain.is_some(), self.kind == RecordKind::ChunkedHead);
         let mut b = [0u8; SUMMARY_ENTRY_LEN as usize];
         put(&mut b, 0, &self.digest.0);
         put(&mut b, 16, &((self.offset / ALIGN) as u32).to_le_bytes());
         put(&mut b, 20, &(self.len as u32).to_le_bytes());
         b[24] = self.kind as u8;
         out.extend_from_slice(&b);
+        if let Some(chain) = &self.chain {
+            let mut c = [0u8; SUMMARY_ENTRY_LEN as usize];
+            put(&mut c, 0, &chain.encode());
+            c[24] = CHAIN_SLOT;
+            out.extend_from_slice(&c);
+        }
     }
 
-    pub fn decode(b: &[u8]) -> Option<Self> {
-        Some(SummaryEntry {
-            digest: KeyDigest(id_at(b, 0)),
-            offset: u64::from(u32_at(b, 16)) * ALIGN,
-            len: u64::from(u32_at(b, 20)),
-            kind: RecordKind::from_u8(b[24])?,
-        })
+    /// Summary slots this entry takes.
+    pub fn slots(&self) -> u64 {
+        self.kind.summary_slots()
     }
+}
+
+/// Decodes a whole summary (its CRC already checked); `None` if any slot is
+/// malformed or a head lacks its descriptor slot.
+pub fn decode_summary(b: &[u8]) -> Option<Vec<SummaryEntry>> {
+    let mut slots = b.chunks_exact(SUMMARY_ENTRY_LEN as usize);
+    let mut out = Vec::with_capacity(slots.len());
+    while let Some(s) = slots.next() {
+        let kind = RecordKind::from_u8(s[24])?;
+        let chain = if kind == RecordKind::ChunkedHead {
+            let c = slots.next().filter(|c| c[24] == CHAIN_SLOT)?;
+            Some(ChainDescriptor::decode(c)?)
+        } else {
+            None
+        };
+        out.push(SummaryEntry {
+            digest: KeyDigest(id_at(s, 0)),
+            offset: u64::from(u32_at(s, 16)) * ALIGN,
+            len: u64::from(u32_at(s, 20)),
+            kind,
+            chain,
+        });
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -460,6 +572,63 @@ mod tests {
         let empty = RecordLayout { body_len: 0, ..l };
         assert_eq!(empty.block_count(), 0);
         assert_eq!(empty.total_len(), 94);
+    }
+
+    #[test]
+    fn chain_descriptor_and_summary_slots_round_trip() {
+        let d = ChainDescriptor {
+            body_len: 10 * 4096 + 1,
+            chunk_size: 4096,
+            chunks: 11,
+            nonce: 0xdead_beef_0123,
+        };
+        assert_eq!(ChainDescriptor::decode(&d.encode()), Some(d));
+        assert_eq!(d.chunk_len(0), 4096);
+        assert_eq!(d.chunk_len(10), 1);
+        let bad = ChainDescriptor { chunks: 10, ..d };
+        assert_eq!(ChainDescriptor::decode(&bad.encode()), None);
+        let zero = ChainDescriptor { chunk_size: 0, ..d };
+        assert_eq!(ChainDescriptor::decode(&zero.encode()), None);
+        let empty = ChainDescriptor {
+            body_len: 0,
+            chunks: 0,
+            ..d
+        };
+        assert_eq!(ChainDescriptor::decode(&empty.encode()), Some(empty));
+
+        let entries = vec![
+            SummaryEntry {
+                digest: KeyDigest::of(b"c"),
+                offset: 512,
+                len: 5000,
+                kind: RecordKind::Chunk,
+                chain: None,
+            },
+            SummaryEntry {
+                digest: KeyDigest::of(b"h"),
+                offset: 5632,
+                len: 200,
+                kind: RecordKind::ChunkedHead,
+                chain: Some(d),
+            },
+            SummaryEntry {
+                digest: KeyDigest::of(b"t"),
+                offset: 6144,
+                len: 70,
+                kind: RecordKind::Tombstone,
+                chain: None,
+            },
+        ];
+        let mut b = Vec::new();
+        for e in &entries {
+            e.encode_into(&mut b);
+        }
+        let slots: u64 = entries.iter().map(|e| e.slots()).sum();
+        assert_eq!(b.len() as u64, slots * SUMMARY_ENTRY_LEN);
+        assert_eq!(decode_summary(&b), Some(entries));
+        // A head without its descriptor slot, or a stray descriptor slot.
+        assert_eq!(decode_summary(&b[..64]), None);
+        assert_eq!(decode_summary(&b[64..]), None);
     }
 
     #[test]

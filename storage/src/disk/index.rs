@@ -1,10 +1,14 @@
 //! The in-RAM disk index: a flat Robin Hood open-addressing table of 16-byte
 //! slots, keyed by the 64-bit [`super::digest::KeyDigest::index_key`].
 //!
-//! Owns: the map from index key to the newest record's place on disk.
+//! Owns: the map from index key to the newest record's place on disk, and
+//! the side table of chains (one small entry per chunked object).
 //!
 //! Slot layout (two `u64`): `key` (0 = empty), and `val` packing
-//! `seg u32 | offset in ALIGN units u24 | size class u6 | hit u1 | spare u1`.
+//! `seg u32 | offset in ALIGN units u24 | size class u5 | role u2 | hit u1`.
+//! The role says what the record is: a plain object, the head of a chunked
+//! object, or one chunk (indexed under its own derived key, see
+//! [`super::digest::KeyDigest::of_chunk`]).
 //! The full key is not kept: two keys with the same 64-bit index key share
 //! one slot (the newer wins), and the reader compares the full key stored in
 //! the record, so a collision reads as a miss, never as the wrong object.
@@ -16,13 +20,63 @@
 //!   there are no tombstones;
 //! - `len <= capacity * 7/8`; growth is by 5/4 (homes by multiply-shift,
 //!   `(key * capacity) >> 64`, so any capacity works), which keeps the load
-//!   between 0.7 and 0.875 once grown: 16 B / load = 18.3–22.9 B per object.
+//!   between 0.7 and 0.875 once grown: 16 B / load = 18.3–22.9 B per object;
+//! - an entry has role `ChunkedHead` exactly when `chains` holds its key;
+//! - removing or replacing a head (for any reason: remove, replace, reclaim,
+//!   a failed check) also removes the entries of its chunks, so replaced
+//!   chains leave no slots behind; `chunk_len` counts `Chunk` entries.
+//!
+//! A chunked object costs one slot per chunk plus one for the head, and one
+//! `chains` entry (key, digest, nonce, count: about 41 B with the table's
+//! control byte and load factor); with 4 MiB chunks that is under 6 B per
+//! MiB of body.
 
+use std::collections::HashMap;
+
+use super::digest::KeyDigest;
 use super::format::ALIGN;
 
 const MAX_LOAD_NUM: usize = 7;
 const MAX_LOAD_DEN: usize = 8;
 const MIN_CAPACITY: usize = 64;
+
+/// What an index entry points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryRole {
+    /// A single-record object.
+    Object = 0,
+    /// The head of a chunked object; its chain is in the side table.
+    ChunkedHead = 1,
+    /// One chunk of a chunked object.
+    Chunk = 2,
+}
+
+impl EntryRole {
+    fn from_bits(v: u64) -> Self {
+        match v & 3 {
+            1 => EntryRole::ChunkedHead,
+            2 => EntryRole::Chunk,
+            _ => EntryRole::Object,
+        }
+    }
+}
+
+/// What the index keeps about a chunked object besides its head's entry:
+/// enough to derive its chunks' index keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chain {
+    /// The object's key digest.
+    pub digest: KeyDigest,
+    pub nonce: u64,
+    pub chunks: u32,
+}
+
+impl Chain {
+    /// Index key of chunk `i`.
+    pub fn chunk_key(&self, i: u32) -> u64 {
+        KeyDigest::of_chunk(&self.digest, self.nonce, i).index_key()
+    }
+}
 
 /// Where the newest record of a key lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +89,8 @@ pub struct IndexEntry {
     pub size_class: u8,
     /// Read since it was written (or last reinserted).
     pub hit: bool,
+    /// What the record is.
+    pub role: EntryRole,
 }
 
 impl IndexEntry {
@@ -52,19 +108,25 @@ impl IndexEntry {
         ALIGN << self.size_class
     }
 
+    /// Largest size class (5 bits: records up to 1 TiB, beyond any segment).
+    pub const MAX_SIZE_CLASS: u8 = 31;
+
     fn pack(&self) -> u64 {
+        debug_assert!(self.size_class <= Self::MAX_SIZE_CLASS);
         u64::from(self.seg)
             | ((self.offset / ALIGN) & 0xff_ffff) << 32
-            | u64::from(self.size_class & 0x3f) << 56
-            | u64::from(self.hit) << 62
+            | u64::from(self.size_class & 0x1f) << 56
+            | (self.role as u64) << 61
+            | u64::from(self.hit) << 63
     }
 
     fn unpack(v: u64) -> Self {
         IndexEntry {
             seg: v as u32,
             offset: ((v >> 32) & 0xff_ffff) * ALIGN,
-            size_class: ((v >> 56) & 0x3f) as u8,
-            hit: (v >> 62) & 1 == 1,
+            size_class: ((v >> 56) & 0x1f) as u8,
+            role: EntryRole::from_bits(v >> 61),
+            hit: (v >> 63) & 1 == 1,
         }
     }
 }
@@ -79,6 +141,10 @@ struct Slot {
 pub struct DiskIndex {
     slots: Vec<Slot>,
     len: usize,
+    /// Entries with role `Chunk`.
+    chunk_len: usize,
+    /// The chain of every `ChunkedHead` entry, by index key.
+    chains: HashMap<u64, Chain, ahash::RandomState>,
 }
 
 impl Default for DiskIndex {
@@ -98,9 +164,14 @@ impl DiskIndex {
         DiskIndex {
             slots: vec![Slot::default(); cap],
             len: 0,
+            chunk_len: 0,
+            // Fixed seeds: in-memory only, so stability does not matter,
+            // but runs replay identically.
+            chains: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
         }
     }
 
+    /// Entries of every role.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -109,9 +180,22 @@ impl DiskIndex {
         self.len == 0
     }
 
-    /// Bytes held by the table (slots only; the struct itself is 32 bytes).
+    /// Entries with role `Chunk`.
+    pub fn chunk_len(&self) -> usize {
+        self.chunk_len
+    }
+
+    /// Entries that are objects (plain or chunked heads), not chunks.
+    pub fn object_len(&self) -> usize {
+        self.len - self.chunk_len
+    }
+
+    /// Bytes held by the slots and the chain table (estimated from its
+    /// capacity: one control byte per bucket; the struct itself is not
+    /// counted).
     pub fn memory_bytes(&self) -> usize {
         self.slots.len() * std::mem::size_of::<Slot>()
+            + self.chains.capacity() * (std::mem::size_of::<(u64, Chain)>() + 1)
     }
 
     fn home(&self, key: u64) -> usize {
@@ -160,28 +244,104 @@ impl DiskIndex {
     pub fn mark_hit(&mut self, key: u64) -> bool {
         match self.find(key) {
             Some(p) => {
-                self.slots[p].val |= 1 << 62;
+                self.slots[p].val |= 1 << 63;
                 true
             }
             None => false,
         }
     }
 
-    /// Inserts or replaces; returns the previous entry. `key` must not be 0.
+    /// Inserts or replaces an entry that is not a head (see
+    /// [`DiskIndex::insert_head`]); returns the previous entry. A replaced
+    /// head takes its chunks' entries with it. `key` must not be 0.
     pub fn insert(&mut self, key: u64, entry: IndexEntry) -> Option<IndexEntry> {
+        debug_assert_ne!(entry.role, EntryRole::ChunkedHead);
+        self.insert_raw(key, entry)
+    }
+
+    /// Inserts or replaces the head of a chunked object and its chain.
+    pub fn insert_head(&mut self, key: u64, entry: IndexEntry, chain: Chain) -> Option<IndexEntry> {
+        debug_assert_eq!(entry.role, EntryRole::ChunkedHead);
+        let old = self.insert_raw(key, entry);
+        self.chains.insert(key, chain);
+        old
+    }
+
+    fn insert_raw(&mut self, key: u64, entry: IndexEntry) -> Option<IndexEntry> {
         debug_assert_ne!(key, 0);
         let val = entry.pack();
-        if let Some(p) = self.find(key) {
+        let old = if let Some(p) = self.find(key) {
             let old = IndexEntry::unpack(self.slots[p].val);
             self.slots[p].val = val;
-            return Some(old);
+            Some(old)
+        } else {
+            if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
+                self.grow();
+            }
+            self.place(Slot { key, val });
+            self.len += 1;
+            None
+        };
+        if entry.role == EntryRole::Chunk {
+            self.chunk_len += 1;
         }
-        if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
-            self.grow();
+        if let Some(o) = old {
+            self.forget(key, o.role);
         }
-        self.place(Slot { key, val });
-        self.len += 1;
-        None
+        old
+    }
+
+    /// Bookkeeping for an entry of `role` that left the slot `key`.
+    fn forget(&mut self, key: u64, role: EntryRole) {
+        match role {
+            EntryRole::Object => {}
+            EntryRole::Chunk => self.chunk_len -= 1,
+            EntryRole::ChunkedHead => {
+                if let Some(chain) = self.chains.remove(&key) {
+                    for i in 0..chain.chunks {
+                        self.remove_chunk(chain.chunk_key(i));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes `key` only if it is a chunk entry.
+    pub fn remove_chunk(&mut self, key: u64) -> bool {
+        match self.get(key) {
+            Some(e) if e.role == EntryRole::Chunk => self.remove(key).is_some(),
+            _ => false,
+        }
+    }
+
+    /// The chain of the head at `key`.
+    pub fn chain(&self, key: u64) -> Option<&Chain> {
+        self.chains.get(&key)
+    }
+
+    /// Whether chunk `i` of `chain` is indexed.
+    pub fn has_chunk(&self, chain: &Chain, i: u32) -> bool {
+        matches!(self.get(chain.chunk_key(i)), Some(e) if e.role == EntryRole::Chunk)
+    }
+
+    /// Whether every chunk of `chain` is indexed.
+    pub fn chain_complete(&self, chain: &Chain) -> bool {
+        (0..chain.chunks).all(|i| self.has_chunk(chain, i))
+    }
+
+    /// Removes every head whose chain is not complete (after recovery or a
+    /// failed write, when holes are possible). Returns how many.
+    pub fn drop_incomplete_chains(&mut self) -> usize {
+        let doomed: Vec<u64> = self
+            .chains
+            .iter()
+            .filter(|(_, c)| !self.chain_complete(c))
+            .map(|(&k, _)| k)
+            .collect();
+        for &k in &doomed {
+            self.remove(k);
+        }
+        doomed.len()
     }
 
     /// Robin Hood placement of a key known to be absent.
@@ -227,6 +387,7 @@ impl DiskIndex {
             pos = next;
         }
         self.len -= 1;
+        self.forget(key, old.role);
         Some(old)
     }
 
@@ -248,10 +409,8 @@ impl DiskIndex {
             .filter(|s| s.key != 0 && IndexEntry::unpack(s.val).seg == seg)
             .map(|s| s.key)
             .collect();
-        for &k in &doomed {
-            self.remove(k);
-        }
-        doomed.len()
+        // A head removed first may take some of the doomed chunks with it.
+        doomed.iter().filter(|&&k| self.remove(k).is_some()).count()
     }
 
     /// Mean probe length of successful lookups (for tests and tuning).
@@ -278,6 +437,7 @@ mod tests {
             offset: (i % 4096) * ALIGN,
             size_class: (i % 20) as u8,
             hit: i % 3 == 0,
+            role: EntryRole::Object,
         }
     }
 
@@ -299,6 +459,18 @@ mod tests {
         assert_eq!(IndexEntry::size_class_for(1024), 1);
         assert_eq!(IndexEntry::size_class_for(1536), 2);
         assert_eq!(IndexEntry::size_class_for(64 << 20), 17);
+        for role in [EntryRole::Object, EntryRole::ChunkedHead, EntryRole::Chunk] {
+            for hit in [false, true] {
+                let e = IndexEntry {
+                    seg: u32::MAX,
+                    offset: IndexEntry::MAX_OFFSET,
+                    size_class: IndexEntry::MAX_SIZE_CLASS,
+                    hit,
+                    role,
+                };
+                assert_eq!(IndexEntry::unpack(e.pack()), e);
+            }
+        }
         assert_eq!(std::mem::size_of::<Slot>(), 16);
     }
 
@@ -340,6 +512,59 @@ mod tests {
         assert!(idx.get(5).map(|e| e.hit).unwrap_or(false));
         assert!(idx.remove_if_at(5, e.seg, e.offset).is_some());
         assert!(idx.is_empty());
+    }
+
+    #[test]
+    fn heads_own_their_chunks() {
+        let mut idx = DiskIndex::new();
+        let chain = Chain {
+            digest: KeyDigest::of(b"big"),
+            nonce: 42,
+            chunks: 5,
+        };
+        let chunk = |i: u64| IndexEntry {
+            role: EntryRole::Chunk,
+            ..entry(i)
+        };
+        for i in 0..chain.chunks {
+            idx.insert(chain.chunk_key(i), chunk(u64::from(i)));
+        }
+        let hkey = chain.digest.index_key();
+        let head = IndexEntry {
+            role: EntryRole::ChunkedHead,
+            ..entry(9)
+        };
+        idx.insert_head(hkey, head, chain);
+        idx.insert(mix(1), entry(1));
+        assert_eq!((idx.len(), idx.chunk_len(), idx.object_len()), (7, 5, 2));
+        assert!(idx.chain_complete(&chain));
+        assert_eq!(idx.drop_incomplete_chains(), 0);
+        // A hole: the head goes at the next validation, with its chunks.
+        assert!(idx.remove_chunk(chain.chunk_key(2)));
+        assert!(!idx.remove_chunk(mix(1)), "not a chunk");
+        assert!(!idx.chain_complete(&chain));
+        assert_eq!(idx.drop_incomplete_chains(), 1);
+        assert_eq!((idx.len(), idx.chunk_len(), idx.object_len()), (1, 0, 1));
+        assert!(idx.chain(hkey).is_none());
+        // Replacing a head by a plain object drops the chain too.
+        for i in 0..chain.chunks {
+            idx.insert(chain.chunk_key(i), chunk(u64::from(i)));
+        }
+        idx.insert_head(hkey, head, chain);
+        assert_eq!(
+            idx.insert(hkey, entry(3)).map(|e| e.role),
+            Some(EntryRole::ChunkedHead)
+        );
+        assert_eq!((idx.len(), idx.chunk_len()), (2, 0));
+        assert!(idx.chain(hkey).is_none());
+        // And so does sweeping a segment that holds only the head.
+        for i in 0..chain.chunks {
+            idx.insert(chain.chunk_key(i), chunk(u64::from(i)));
+        }
+        let head_seg = IndexEntry { seg: 4242, ..head };
+        idx.insert_head(hkey, head_seg, chain);
+        assert_eq!(idx.remove_segment(4242), 1);
+        assert_eq!((idx.len(), idx.chunk_len()), (1, 0));
     }
 
     /// Bytes per object at 10 million entries (run with `--ignored`).

@@ -2,20 +2,43 @@
 //! preallocated files, read through a residency-checked read-only mapping.
 //!
 //! Owns: the [`DiskTier`] facade tying together the files and segment table
-//! (`segments`), the RAM index (`index`), the writer (`writer`), the read
-//! paths (`reader`) and start-up recovery (`recovery`). The byte format is
+//! (`segments`), the RAM index (`index`), the writer (`writer`), chunked
+//! inserts of large objects (`chunked`), the read paths (`reader`) and
+//! start-up recovery (`recovery`). The byte format is
 //! in `format`, the stable key digest in `digest`, the syscalls behind the
 //! [`SegmentIo`] trait in `io`, and `mincore` in `resident`.
 //!
 //! Single-threaded: one tier per owning shard, no locks. Keys, meta and
 //! bodies are opaque bytes; the server stores the HTTP head in `meta`.
 //!
+//! Objects of any size: up to [`DiskTier::max_body_len`] as one `Object`
+//! record ([`DiskTier::insert`]), or of any size as a chain of `Chunk`
+//! records followed by a `ChunkedHead` record written last
+//! ([`DiskTier::begin_chunked`], `append_chunked`, `finish_chunked`). The
+//! head carries the key, meta, body length, chunk size, chunk count and a
+//! per-insert random nonce; chunk `i` is indexed under a digest derived from
+//! (key digest, nonce, `i`), so chunks of another insert of the same key
+//! can never be combined with this head. Reads of either kind go through
+//! the same calls and touch only the chunks and blocks a range needs.
+//!
 //! Invariants:
 //! - the index holds at most one entry per 64-bit index key, pointing at the
-//!   newest `Object` record of that key in a non-free segment;
+//!   newest `Object` or `ChunkedHead` record of that key, or at a `Chunk`,
+//!   in a non-free segment;
 //! - every record reachable from the index is fully inside its segment and
 //!   was completely appended (in the buffer or on disk) before it became
-//!   reachable;
+//!   reachable; a head is appended only after all its chunks, and only if
+//!   all of them are still indexed;
+//! - a head is served only if its chunks are all indexed: recovery drops
+//!   heads with any chunk missing (a hole can only come from damage or lost
+//!   segments); at run time chunks leave the index only by FIFO reclaim,
+//!   which frees segments oldest first, so chunk 0 (the oldest) is indexed
+//!   exactly when all are, and `lookup` checks the first and last chunk and
+//!   drops the head when one is gone. A chunk that fails its checks on read
+//!   is `Corrupt`, like any record;
+//! - reclaim never copies chunks or chunked heads forward: a chunked object
+//!   ages out whole (its chunks are older than its head, so copying the
+//!   head alone would only keep a head whose chunks are about to go);
 //! - nothing is ever written through the mapping, and no data file is
 //!   truncated or hole-punched while open;
 //! - a removed key stays removed across restarts: `remove` always appends a
@@ -24,9 +47,7 @@
 //!   the writer needs the space, dropping its entries except objects hit
 //!   since their last write, which are copied forward (bounded per segment).
 //!
-//! Not done yet: objects larger than one segment (chunk chains) are refused
-//! with [`DiskError::TooLarge`]; inserts need the whole body up front.
-
+mod chunked;
 mod digest;
 mod error;
 mod format;
@@ -45,15 +66,16 @@ use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use chunked::ChunkedInsert;
 pub use digest::KeyDigest;
 pub use error::{DiskError, Result};
 pub use format::{RecordKind, ALIGN, FORMAT_VERSION};
-pub use index::{DiskIndex, IndexEntry};
+pub use index::{DiskIndex, EntryRole, IndexEntry};
 pub use io::{SegmentIo, StdFileIo};
 pub use reader::{DiskObject, DiskRange, ObjectStream};
 pub use recovery::RecoveryReport;
 
-use format::FILE_HEADER_SIZE;
+use format::{RecordLayout, FILE_HEADER_SIZE, SEG_FOOTER_SIZE, SEG_HEADER_SIZE, SUMMARY_ENTRY_LEN};
 use segments::Segments;
 use writer::Writer;
 
@@ -78,6 +100,11 @@ pub struct DiskConfig {
     /// `fdatasync` before writing a segment's footer, so a sealed footer
     /// never reaches the disk before the records it describes (default on).
     pub sync_on_seal: bool,
+    /// Body bytes per chunk of a chunked object. 0 (the default) picks the
+    /// largest size of which 16 chunk records fill a segment: 4 MiB - 1 KiB
+    /// with 64 MiB segments. Otherwise at least 512, and a chunk record must
+    /// fit in an empty segment.
+    pub chunk_size: u32,
 }
 
 impl DiskConfig {
@@ -91,7 +118,42 @@ impl DiskConfig {
             write_buffer: 1 << 20,
             mmap_min_read: 64 << 10,
             sync_on_seal: true,
+            chunk_size: 0,
         }
+    }
+
+    /// Largest aligned record that fits in an empty segment.
+    fn max_record_len(&self) -> u64 {
+        (self.segment_size - SEG_HEADER_SIZE - SUMMARY_ENTRY_LEN - SEG_FOOTER_SIZE) / ALIGN * ALIGN
+    }
+
+    /// Aligned length of a chunk record holding `body_len` bytes.
+    fn chunk_record_len(&self, body_len: u64) -> u64 {
+        RecordLayout {
+            key_len: digest::CHUNK_NAME_LEN as u32,
+            meta_len: 0,
+            body_len,
+            block_size: self.block_size,
+        }
+        .aligned_len()
+    }
+
+    /// The chunk size in use: `chunk_size`, or the automatic one.
+    fn effective_chunk_size(&self) -> u32 {
+        if self.chunk_size != 0 {
+            return self.chunk_size;
+        }
+        const PER_SEGMENT: u64 = 16;
+        let room = self.segment_size
+            - SEG_HEADER_SIZE
+            - SEG_FOOTER_SIZE
+            - PER_SEGMENT * 2 * SUMMARY_ENTRY_LEN;
+        let per = room / PER_SEGMENT / ALIGN * ALIGN;
+        let mut body = per / ALIGN * ALIGN;
+        while body > ALIGN && self.chunk_record_len(body) > per {
+            body -= ALIGN;
+        }
+        u32::try_from(body).unwrap_or(u32::MAX / 2)
     }
 
     fn validate(&self) -> Result<()> {
@@ -110,6 +172,12 @@ impl DiskConfig {
         }
         if self.write_buffer < ALIGN as usize {
             return bad("write_buffer must be at least 512 bytes");
+        }
+        if self.chunk_size != 0
+            && (self.chunk_size < ALIGN as u32
+                || self.chunk_record_len(u64::from(self.chunk_size)) > self.max_record_len())
+        {
+            return bad("chunk_size must be at least 512 and a chunk record must fit in a segment");
         }
         let mut segments = 0;
         for (path, size) in &self.files {
@@ -168,6 +236,12 @@ pub struct DiskStats {
     pub evicted: u64,
     /// Hit objects copied forward by reclaim.
     pub reinserted: u64,
+    /// Chunk records appended.
+    pub chunks_written: u64,
+    /// Chunked objects completed (heads written).
+    pub chunked_inserts: u64,
+    /// Heads dropped at lookup because a chunk was gone.
+    pub chains_dropped: u64,
 }
 
 /// Counters of the read side (interior mutability: reads take `&self`).
@@ -180,6 +254,7 @@ struct ReadStats {
 /// The disk tier of one shard.
 pub struct DiskTier {
     cfg: DiskConfig,
+    chunk_size: u32,
     segments: Segments,
     index: DiskIndex,
     writer: Writer,
@@ -201,6 +276,7 @@ impl DiskTier {
         let (newest, next_seq) = recovery::rebuild(&cfg, &mut segments, &mut index, &mut report)?;
         let mut tier = DiskTier {
             writer: Writer::new(cfg.write_buffer),
+            chunk_size: cfg.effective_chunk_size(),
             cfg,
             segments,
             index,
@@ -235,12 +311,26 @@ impl DiskTier {
         Ok(had)
     }
 
-    /// Finds where `key`'s newest record is, and marks it hit (a hit object
-    /// survives reclaim once). A `Some` may still read as a miss if another
-    /// key shares the 64-bit index key.
+    /// Finds where `key`'s newest record is (for a chunked object, its
+    /// head), and marks it hit (a hit object survives reclaim once). A `Some`
+    /// may still read as a miss if another key shares the 64-bit index key.
+    /// A chunked object whose first or last chunk has been evicted is
+    /// dropped here and answers `None`.
     pub fn lookup(&mut self, key: &[u8]) -> Option<Location> {
         let ikey = KeyDigest::of(key).index_key();
         let e = self.index.get(ikey)?;
+        match e.role {
+            EntryRole::Object => {}
+            // Another key's chunk shares the 64-bit index key: a miss.
+            EntryRole::Chunk => return None,
+            EntryRole::ChunkedHead => {
+                if !self.chain_ends_indexed(ikey) {
+                    self.index.remove(ikey);
+                    self.stats.chains_dropped += 1;
+                    return None;
+                }
+            }
+        }
         let seq = self.segments.info(e.seg)?.seq;
         self.index.mark_hit(ikey);
         Some(Location {
@@ -277,16 +367,23 @@ impl DiskTier {
         Ok(())
     }
 
-    /// Number of indexed objects.
+    /// Number of indexed objects (plain or chunked; chunks not counted).
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.index.object_len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
-    /// Bytes of RAM held by the index.
+    /// Number of indexed chunk records.
+    pub fn chunk_entries(&self) -> usize {
+        self.index.chunk_len()
+    }
+
+    /// Bytes of RAM held by the index (slots, chunks' included, and the
+    /// chain table). Divided by [`DiskTier::len`] this is the per-object
+    /// cost including chunked objects' chunk slots.
     pub fn index_bytes(&self) -> usize {
         self.index.memory_bytes()
     }

@@ -14,16 +14,24 @@
 //!   (`seq`, offset) matches, its lengths fit the segment, its CRC covers
 //!   header + key + meta, its digest is the digest of its key, the key is
 //!   the caller's (else: a miss), and every body block returned passed its
-//!   CRC. Any failure is `Corrupt`; nothing partially checked escapes.
+//!   CRC. Any failure is `Corrupt`; nothing partially checked escapes;
+//! - a chunked object is read through its head: the head's descriptor block
+//!   is verified, every chunk a range overlaps must be indexed before the
+//!   first byte is returned, and each chunk is checked when reached (kind
+//!   `Chunk`, its name — so parent digest, nonce and index — and its length)
+//!   before its blocks are; only the chunks and blocks overlapping the range
+//!   are read, one chunk's header and one block (stream) or one chunk's span
+//!   (`read_range`) at a time.
 
 use bytes::Bytes;
 
-use super::digest::KeyDigest;
+use super::digest::{chunk_name, KeyDigest};
 use super::error::{DiskError, Result};
 use super::format::{
-    block_crc, RecordHeader, RecordKind, SegmentFooter, SummaryEntry, ALIGN, BLOCK_CRC_LEN,
-    RECORD_HEADER_LEN, SEG_FOOTER_SIZE, SUMMARY_ENTRY_LEN,
+    block_crc, decode_summary, ChainDescriptor, RecordHeader, RecordKind, SegmentFooter,
+    SummaryEntry, ALIGN, BLOCK_CRC_LEN, RECORD_HEADER_LEN, SEG_FOOTER_SIZE, SUMMARY_ENTRY_LEN,
 };
+use super::index::{Chain, EntryRole};
 use super::segments::SegState;
 use super::{DiskTier, Location};
 
@@ -225,22 +233,25 @@ impl DiskTier {
 
     /// Reads the whole object at `loc` if it is `key`'s. `Ok(None)` is a
     /// miss: the location went stale or another key shares the index slot.
+    /// A chunked object is read whole too: prefer a stream for large ones.
     pub fn read_object(&self, loc: &Location, key: &[u8]) -> Result<Option<DiskObject>> {
-        if !self.is_current(loc) {
+        let probe = if loc.len_hint <= WHOLE_READ_MAX {
+            loc.len_hint
+        } else {
+            HEAD_PROBE
+        };
+        let Some(mut stream) = self.open_stream(loc, key, 0, u64::MAX, probe)? else {
             return Ok(None);
-        }
-        let (head, body) = self.read_whole(loc)?;
-        if head.key != key {
-            return Ok(None);
-        }
+        };
+        let body = stream.read_rest()?;
         Ok(Some(DiskObject {
-            meta: head.meta,
+            meta: stream.meta,
             body,
         }))
     }
 
     /// Reads body bytes `[start, end)` (end clamped to the body length),
-    /// touching only the blocks that hold them.
+    /// touching only the chunks and blocks that hold them.
     pub fn read_range(
         &self,
         loc: &Location,
@@ -248,22 +259,14 @@ impl DiskTier {
         start: u64,
         end: u64,
     ) -> Result<Option<DiskRange>> {
-        let Some(stream) = self.stream_range(loc, key, start, end)? else {
+        let Some(mut stream) = self.stream_range(loc, key, start, end)? else {
             return Ok(None);
         };
-        let (first, last) = (stream.next_block, stream.end_block);
-        let body = if first >= last {
-            Bytes::new()
-        } else {
-            let data = self.read_blocks(loc, &stream.head, first, last - 1)?;
-            let skip =
-                (stream.start - first * u64::from(stream.head.hdr.layout.block_size)) as usize;
-            Bytes::from(data).slice(skip..skip + (stream.end - stream.start) as usize)
-        };
+        let body = stream.read_rest()?;
         Ok(Some(DiskRange {
-            meta: stream.head.meta.clone(),
+            meta: stream.meta,
             body,
-            body_len: stream.head.hdr.layout.body_len,
+            body_len: stream.body_len,
         }))
     }
 
@@ -280,34 +283,108 @@ impl DiskTier {
         start: u64,
         end: u64,
     ) -> Result<Option<ObjectStream<'_>>> {
+        self.open_stream(loc, key, start, end, HEAD_PROBE.min(loc.len_hint))
+    }
+
+    /// Reads and checks the head at `loc` (reading at least `probe` bytes)
+    /// and positions a stream on `[start, end)`.
+    fn open_stream(
+        &self,
+        loc: &Location,
+        key: &[u8],
+        start: u64,
+        end: u64,
+        probe: u64,
+    ) -> Result<Option<ObjectStream<'_>>> {
         if !self.is_current(loc) {
             return Ok(None);
         }
-        let head = self.read_head(loc, HEAD_PROBE.min(loc.len_hint))?;
+        let head = self.read_head(loc, probe)?;
         if head.key != key {
             return Ok(None);
         }
-        if head.hdr.kind != RecordKind::Object {
-            return Err(DiskError::Corrupt("index points at a tombstone"));
-        }
-        let layout = head.hdr.layout;
-        let end = end.min(layout.body_len);
-        let start = start.min(end);
-        let bs = u64::from(layout.block_size);
-        let (first, last) = if start < end {
-            (start / bs, (end - 1) / bs + 1)
-        } else {
-            (0, 0)
+        let meta = head.meta.clone();
+        let (body_len, src) = match head.hdr.kind {
+            RecordKind::Object => (head.hdr.layout.body_len, Source::Single { loc: *loc, head }),
+            RecordKind::ChunkedHead => {
+                let desc = self.read_descriptor(loc, &head)?;
+                let chain = Chain {
+                    digest: head.hdr.digest,
+                    nonce: desc.nonce,
+                    chunks: desc.chunks,
+                };
+                let src = Source::Chained {
+                    chain,
+                    desc,
+                    cur: None,
+                };
+                (desc.body_len, src)
+            }
+            RecordKind::Tombstone => return Err(DiskError::Corrupt("index points at a tombstone")),
+            RecordKind::Chunk => return Err(DiskError::Corrupt("index points at a chunk")),
         };
+        let end = end.min(body_len);
+        let start = start.min(end);
+        if let Source::Chained { chain, desc, .. } = &src {
+            if start < end {
+                let cs = u64::from(desc.chunk_size);
+                let (first, last) = ((start / cs) as u32, ((end - 1) / cs) as u32);
+                if !(first..=last).all(|i| self.index.has_chunk(chain, i)) {
+                    return Err(DiskError::Corrupt("chunk missing"));
+                }
+            }
+        }
         Ok(Some(ObjectStream {
             tier: self,
-            loc: *loc,
-            head,
-            start,
+            meta,
+            body_len,
+            pos: start,
             end,
-            next_block: first,
-            end_block: last,
+            src,
         }))
+    }
+
+    /// Reads and verifies the descriptor in a chunked head's body.
+    fn read_descriptor(&self, loc: &Location, head: &Head) -> Result<ChainDescriptor> {
+        let bad = DiskError::Corrupt("chunked head descriptor");
+        if head.hdr.layout.body_len != ChainDescriptor::LEN as u64 {
+            return Err(bad);
+        }
+        let data = self.read_blocks(loc, head, 0, 0)?;
+        ChainDescriptor::decode(&data).ok_or(bad)
+    }
+
+    /// Finds and checks chunk `i` of `chain`: indexed, current, a `Chunk`
+    /// record with the chunk's own name and the length the head says.
+    fn open_chunk(
+        &self,
+        chain: &Chain,
+        desc: &ChainDescriptor,
+        i: u32,
+    ) -> Result<(Location, Head)> {
+        let missing = DiskError::Corrupt("chunk missing");
+        let e = match self.index.get(chain.chunk_key(i)) {
+            Some(e) if e.role == EntryRole::Chunk => e,
+            _ => return Err(missing),
+        };
+        let seq = self.segments.info(e.seg).ok_or(missing)?.seq;
+        let loc = Location {
+            seg: e.seg,
+            seq,
+            offset: e.offset,
+            len_hint: e.len_hint(),
+        };
+        if !self.is_current(&loc) {
+            return Err(DiskError::Corrupt("chunk missing"));
+        }
+        let head = self.read_head(&loc, HEAD_PROBE.min(loc.len_hint))?;
+        if head.hdr.kind != RecordKind::Chunk
+            || head.key != chunk_name(&chain.digest, chain.nonce, i)
+            || head.hdr.layout.body_len != desc.chunk_len(i)
+        {
+            return Err(DiskError::Corrupt("chunk does not belong to its head"));
+        }
+        Ok((loc, head))
     }
 
     /// Reads the record at `loc` whatever its key (for reinsertion).
@@ -372,57 +449,118 @@ pub(super) fn load_summary(
     if crc32fast::hash(&sb) != f.summary_crc {
         return Ok(None);
     }
-    let entries: Option<Vec<_>> = sb
-        .chunks_exact(SUMMARY_ENTRY_LEN as usize)
-        .map(SummaryEntry::decode)
-        .collect();
-    Ok(entries)
+    Ok(decode_summary(&sb))
+}
+
+/// Where a stream's bytes come from.
+enum Source {
+    /// One `Object` record.
+    Single { loc: Location, head: Head },
+    /// A chunked object; `cur` is the chunk read last (index, place, head).
+    Chained {
+        chain: Chain,
+        desc: ChainDescriptor,
+        cur: Option<(u32, Location, Head)>,
+    },
 }
 
 /// Streams a body (or a range of it) block by block, verifying each block
-/// before returning it.
+/// before returning it. A chunked object is read chunk after chunk, each
+/// chunk checked when the stream reaches it; memory held is one block.
 pub struct ObjectStream<'a> {
     tier: &'a DiskTier,
-    loc: Location,
-    head: Head,
-    start: u64,
+    meta: Bytes,
+    body_len: u64,
+    /// Next body offset to return.
+    pos: u64,
     end: u64,
-    next_block: u64,
-    end_block: u64,
+    src: Source,
 }
 
 impl ObjectStream<'_> {
     /// The object's meta bytes (already verified).
     pub fn meta(&self) -> &Bytes {
-        &self.head.meta
+        &self.meta
     }
 
     /// Length of the whole body.
     pub fn body_len(&self) -> u64 {
-        self.head.hdr.layout.body_len
+        self.body_len
     }
 
-    /// The next verified piece of the requested range; `None` at the end.
-    /// After an error the stream is finished.
+    /// Whether the object is stored as a chain of chunks.
+    pub fn is_chunked(&self) -> bool {
+        matches!(self.src, Source::Chained { .. })
+    }
+
+    /// The next verified piece (at most one block) of the requested range;
+    /// `None` at the end. After an error the stream is finished.
     pub fn next_chunk(&mut self) -> Option<Result<Bytes>> {
-        if self.next_block >= self.end_block {
+        self.next_piece(false)
+    }
+
+    /// The next piece: one block, or with `whole_record` everything left in
+    /// the current record (the object, or one chunk).
+    fn next_piece(&mut self, whole_record: bool) -> Option<Result<Bytes>> {
+        if self.pos >= self.end {
             return None;
         }
-        let i = self.next_block;
-        self.next_block += 1;
-        match self.tier.read_blocks(&self.loc, &self.head, i, i) {
-            Ok(data) => {
-                let bs = u64::from(self.head.hdr.layout.block_size);
-                let block_start = i * bs;
-                let from = self.start.saturating_sub(block_start) as usize;
-                let to = (self.end.min(block_start + data.len() as u64) - block_start) as usize;
-                Some(Ok(Bytes::from(data).slice(from..to)))
-            }
-            Err(e) => {
-                self.next_block = self.end_block;
-                Some(Err(e))
-            }
+        let piece = self.read_piece(whole_record);
+        if piece.is_err() {
+            self.pos = self.end;
         }
+        Some(piece)
+    }
+
+    fn read_piece(&mut self, whole_record: bool) -> Result<Bytes> {
+        let tier = self.tier;
+        let (loc, head, base) = match &mut self.src {
+            Source::Single { loc, head } => (&*loc, &*head, 0),
+            Source::Chained { chain, desc, cur } => {
+                let cs = u64::from(desc.chunk_size);
+                let ci = (self.pos / cs) as u32;
+                if cur.as_ref().map(|c| c.0) != Some(ci) {
+                    *cur = None;
+                    let (loc, head) = tier.open_chunk(chain, desc, ci)?;
+                    *cur = Some((ci, loc, head));
+                }
+                match cur {
+                    Some((_, loc, head)) => (&*loc, &*head, u64::from(ci) * cs),
+                    None => return Err(DiskError::Corrupt("chunk missing")),
+                }
+            }
+        };
+        let layout = head.hdr.layout;
+        let bs = u64::from(layout.block_size);
+        let rel = self.pos - base;
+        let rec_end = self.end.min(base + layout.body_len) - base;
+        let first = rel / bs;
+        let rel_stop = if whole_record {
+            rec_end
+        } else {
+            rec_end.min((first + 1) * bs)
+        };
+        let data = tier.read_blocks(loc, head, first, (rel_stop - 1) / bs)?;
+        let skip = first * bs;
+        self.pos = base + rel_stop;
+        Ok(Bytes::from(data).slice((rel - skip) as usize..(rel_stop - skip) as usize))
+    }
+
+    /// Everything left, verified, in one buffer.
+    fn read_rest(&mut self) -> Result<Bytes> {
+        let Some(first) = self.next_piece(true) else {
+            return Ok(Bytes::new());
+        };
+        let first = first?;
+        if self.pos >= self.end {
+            return Ok(first);
+        }
+        let mut all = Vec::with_capacity((self.end - self.pos) as usize + first.len());
+        all.extend_from_slice(&first);
+        while let Some(piece) = self.next_piece(true) {
+            all.extend_from_slice(&piece?);
+        }
+        Ok(Bytes::from(all))
     }
 }
 

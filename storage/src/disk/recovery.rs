@@ -20,7 +20,14 @@
 //!   self-location, digest, every body block), stopping at the first invalid
 //!   record — never skipping ahead — and is then sealed at that point;
 //! - segments apply in `seq` order, records in offset order: the newest
-//!   record of a key wins, tombstones delete;
+//!   record of a key wins, tombstones delete; a chunked head's chain comes
+//!   from its summary's descriptor slot (or, when scanning, its verified
+//!   body), so heads are never read;
+//! - once everything is applied, a head any of whose chunks is not indexed
+//!   (its segment lost, cut by a scan, or evicted) is dropped: after
+//!   recovery every indexed head has all its chunks, which is what lets
+//!   `lookup` check only the chain's ends. Chunks whose head never made it
+//!   (a crash mid-chain) stay unreachable and age out with their segment;
 //! - the writer then opens the segment after the newest one.
 
 use std::fs::OpenOptions;
@@ -29,11 +36,11 @@ use std::time::{Duration, Instant};
 use super::digest::KeyDigest;
 use super::error::{DiskError, Result};
 use super::format::{
-    block_crc, FileHeader, RecordHeader, RecordKind, SegmentFooter, SegmentHeader, SummaryEntry,
-    ALIGN, FILE_HEADER_SIZE, RECORD_HEADER_LEN, SEG_FOOTER_SIZE, SEG_HEADER_SIZE,
+    block_crc, ChainDescriptor, FileHeader, RecordHeader, RecordKind, SegmentFooter, SegmentHeader,
+    SummaryEntry, ALIGN, FILE_HEADER_SIZE, RECORD_HEADER_LEN, SEG_FOOTER_SIZE, SEG_HEADER_SIZE,
     SUMMARY_ENTRY_LEN,
 };
-use super::index::{DiskIndex, IndexEntry};
+use super::index::{Chain, DiskIndex, EntryRole, IndexEntry};
 use super::io::{preallocate, random_id, SegmentIo, StdFileIo};
 use super::reader::load_summary;
 use super::resident::Mapping;
@@ -54,6 +61,8 @@ pub struct RecoveryReport {
     pub bytes_scanned: u64,
     /// Bytes of record data covered by the loaded summaries.
     pub bytes_summarised: u64,
+    /// Chunked heads dropped because a chunk was missing.
+    pub chains_dropped: usize,
     pub elapsed: Duration,
 }
 
@@ -160,33 +169,50 @@ pub(super) fn rebuild(
         info.seq = f.seq;
         info.state = SegState::Sealed;
         for e in &f.entries {
-            let key = e.digest.index_key();
-            match e.kind {
-                RecordKind::Object => {
-                    index.insert(
-                        key,
-                        IndexEntry {
-                            seg: f.seg,
-                            offset: e.offset,
-                            size_class: IndexEntry::size_class_for(e.len.div_ceil(ALIGN) * ALIGN),
-                            hit: false,
-                        },
-                    );
-                }
-                RecordKind::Tombstone => {
-                    index.remove(key);
-                }
-            }
+            apply(index, f.seg, e);
             report.records += 1;
         }
         if let Some(end) = f.scanned_end {
             seal_scanned(cfg, segments, f, end)?;
         }
     }
+    report.chains_dropped = index.drop_incomplete_chains();
     report.elapsed = start.elapsed();
     let newest = found.last().map(|f| f.seg);
     let next_seq = found.last().map_or(1, |f| f.seq + 1);
     Ok((newest, next_seq))
+}
+
+/// Applies one summary entry of segment `seg` to the index.
+fn apply(index: &mut DiskIndex, seg: u32, e: &SummaryEntry) {
+    let key = e.digest.index_key();
+    let entry = |role| IndexEntry {
+        seg,
+        offset: e.offset,
+        size_class: IndexEntry::size_class_for(e.len.div_ceil(ALIGN) * ALIGN),
+        hit: false,
+        role,
+    };
+    match (e.kind, e.chain) {
+        (RecordKind::Object, _) => {
+            index.insert(key, entry(EntryRole::Object));
+        }
+        (RecordKind::Chunk, _) => {
+            index.insert(key, entry(EntryRole::Chunk));
+        }
+        (RecordKind::ChunkedHead, Some(c)) => {
+            let chain = Chain {
+                digest: e.digest,
+                nonce: c.nonce,
+                chunks: c.chunks,
+            };
+            index.insert_head(key, entry(EntryRole::ChunkedHead), chain);
+        }
+        // A head without a chain cannot be served; it still replaces.
+        (RecordKind::Tombstone, _) | (RecordKind::ChunkedHead, None) => {
+            index.remove(key);
+        }
+    }
 }
 
 /// Reads one segment's header, then its summary or its records.
@@ -233,16 +259,20 @@ fn examine(
 /// fails any check; returns them and the offset where valid data ends.
 pub(super) fn scan_records(seg_bytes: &[u8], seq: u64) -> (Vec<SummaryEntry>, u64) {
     let mut entries = Vec::new();
+    let mut slots = 0;
     let mut off = SEG_HEADER_SIZE;
     let limit = seg_bytes.len() as u64 - SEG_FOOTER_SIZE;
-    while let Some(e) = check_record(seg_bytes, off, seq, limit, entries.len()) {
+    while let Some(e) = check_record(seg_bytes, off, seq, limit, slots) {
         off += e.len.div_ceil(ALIGN) * ALIGN;
+        slots += e.slots();
         entries.push(e);
     }
     (entries, off)
 }
 
-fn check_record(b: &[u8], off: u64, seq: u64, limit: u64, count: usize) -> Option<SummaryEntry> {
+/// Verifies the record at `off` completely (header, key, digest, every
+/// block, a head's descriptor); `slots` summary slots are already taken.
+fn check_record(b: &[u8], off: u64, seq: u64, limit: u64, slots: u64) -> Option<SummaryEntry> {
     if off + RECORD_HEADER_LEN > limit {
         return None;
     }
@@ -250,7 +280,7 @@ fn check_record(b: &[u8], off: u64, seq: u64, limit: u64, count: usize) -> Optio
     let hdr = RecordHeader::decode_unchecked(rec)?;
     let layout = hdr.layout;
     // The record and the summary it would need must fit before the footer.
-    let summary = (count as u64 + 1) * SUMMARY_ENTRY_LEN;
+    let summary = (slots + hdr.kind.summary_slots()) * SUMMARY_ENTRY_LEN;
     if hdr.seq != seq
         || u64::from(hdr.offset_units) * ALIGN != off
         || layout.aligned_len().saturating_add(summary) > limit - off
@@ -274,11 +304,22 @@ fn check_record(b: &[u8], off: u64, seq: u64, limit: u64, count: usize) -> Optio
             return None;
         }
     }
+    let chain = match hdr.kind {
+        RecordKind::ChunkedHead => {
+            if layout.body_len != ChainDescriptor::LEN as u64 {
+                return None;
+            }
+            let (at, _) = layout.block_span(0);
+            Some(ChainDescriptor::decode(&rec[at as usize..])?)
+        }
+        _ => None,
+    };
     Some(SummaryEntry {
         digest: hdr.digest,
         offset: off,
         len: layout.total_len(),
         kind: hdr.kind,
+        chain,
     })
 }
 
@@ -286,7 +327,7 @@ fn check_record(b: &[u8], off: u64, seq: u64, limit: u64, count: usize) -> Optio
 fn seal_scanned(cfg: &DiskConfig, segments: &Segments, f: &Found, end: u64) -> Result<()> {
     let info = segments.segs[f.seg as usize];
     let file = &segments.files[info.file];
-    let mut summary = Vec::with_capacity(f.entries.len() * SUMMARY_ENTRY_LEN as usize);
+    let mut summary = Vec::new();
     for e in &f.entries {
         e.encode_into(&mut summary);
     }
@@ -295,7 +336,7 @@ fn seal_scanned(cfg: &DiskConfig, segments: &Segments, f: &Found, end: u64) -> R
         seq: f.seq,
         file_id: file.file_id,
         summary_off: end as u32,
-        count: f.entries.len() as u32,
+        count: (summary.len() as u64 / SUMMARY_ENTRY_LEN) as u32,
         data_end: end as u32,
         summary_crc: crc32fast::hash(&summary),
     };

@@ -9,14 +9,17 @@
 //!   segment; everything before `buf_start` has been written with
 //!   `write_at`. Readers see `buf` (the buffer is visible to lookups);
 //! - `cursor` is `ALIGN`-aligned and there is always room after it for the
-//!   summary of every record so far plus one more entry, and the footer;
+//!   summary of every record so far (`summary_slots` slots) plus one more
+//!   entry, and the footer;
 //! - a record's index entry is published only after the whole record is in
 //!   `buf` or on disk;
 //! - the segment after the open one in ring order is kept free (reclaimed
 //!   as soon as a segment opens), so reinserted objects always have a
 //!   destination that is not the segment being reclaimed;
 //! - reinsertion never seals a segment, so reclaim never recurses: it stops
-//!   when the open segment is full or half a segment has been reinserted.
+//!   when the open segment is full or half a segment has been reinserted;
+//! - only `Object` records are reinserted: chunks and chunked heads are
+//!   dropped by reclaim (a chunked object ages out whole, see `mod.rs`).
 //!
 //! If a syscall fails mid-record, the record is abandoned: unflushed bytes of
 //! it are dropped and the cursor is not advanced, so the next record
@@ -27,10 +30,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::digest::KeyDigest;
 use super::error::{DiskError, Result};
 use super::format::{
-    block_crc, RecordHeader, RecordKind, RecordLayout, SegmentFooter, SegmentHeader, SummaryEntry,
-    ALIGN, SEG_FOOTER_SIZE, SEG_HEADER_SIZE, SUMMARY_ENTRY_LEN,
+    block_crc, ChainDescriptor, RecordHeader, RecordKind, RecordLayout, SegmentFooter,
+    SegmentHeader, SummaryEntry, ALIGN, SEG_FOOTER_SIZE, SEG_HEADER_SIZE, SUMMARY_ENTRY_LEN,
 };
-use super::index::IndexEntry;
+use super::index::{Chain, EntryRole, IndexEntry};
 use super::io::SegmentIo;
 use super::segments::SegState;
 use super::{DiskTier, Location};
@@ -48,6 +51,8 @@ pub struct Writer {
     /// When the oldest unflushed byte was buffered.
     pub buf_since: Option<Instant>,
     pub summary: Vec<SummaryEntry>,
+    /// Summary slots `summary` takes (a head takes two).
+    pub summary_slots: u64,
     pub capacity: usize,
 }
 
@@ -62,14 +67,15 @@ impl Writer {
             buf_start: 0,
             buf_since: None,
             summary: Vec::new(),
+            summary_slots: 0,
             capacity,
         }
     }
 
     /// Whether a record of `aligned_len` bytes fits, leaving room for the
-    /// summary (with its entry) and the footer.
-    pub fn fits(&self, aligned_len: u64, segment_size: u64) -> bool {
-        let summary = (self.summary.len() as u64 + 1) * SUMMARY_ENTRY_LEN;
+    /// summary (with the record's `slots`) and the footer.
+    pub fn fits(&self, aligned_len: u64, slots: u64, segment_size: u64) -> bool {
+        let summary = (self.summary_slots + slots) * SUMMARY_ENTRY_LEN;
         self.cursor + aligned_len + summary + SEG_FOOTER_SIZE <= segment_size
     }
 
@@ -135,11 +141,11 @@ fn unix_now() -> u64 {
 impl DiskTier {
     /// Largest aligned record that fits in an empty segment.
     pub(super) fn max_record_len(&self) -> u64 {
-        (self.cfg.segment_size - SEG_HEADER_SIZE - SUMMARY_ENTRY_LEN - SEG_FOOTER_SIZE) / ALIGN
-            * ALIGN
+        self.cfg.max_record_len()
     }
 
     /// Appends one record; `None` if it does not fit and `may_seal` is false.
+    /// The body of a `ChunkedHead` must be its encoded [`ChainDescriptor`].
     pub(super) fn append_record(
         &mut self,
         kind: RecordKind,
@@ -165,7 +171,14 @@ impl DiskTier {
                 max: self.max_record_len(),
             });
         }
-        if !self.writer.open || !self.writer.fits(aligned, self.cfg.segment_size) {
+        let chain = match kind {
+            RecordKind::ChunkedHead => Some(ChainDescriptor::decode(body).ok_or(
+                DiskError::Corrupt("chunked head without a valid descriptor"),
+            )?),
+            _ => None,
+        };
+        let slots = kind.summary_slots();
+        if !self.writer.open || !self.writer.fits(aligned, slots, self.cfg.segment_size) {
             if !may_seal {
                 return Ok(None);
             }
@@ -185,23 +198,35 @@ impl DiskTier {
             offset,
             len: layout.total_len(),
             kind,
+            chain,
         });
+        self.writer.summary_slots += slots;
         self.stats.bytes_written += aligned;
         let ikey = digest.index_key();
-        let size_class = IndexEntry::size_class_for(aligned);
-        match kind {
-            RecordKind::Object => {
-                self.index.insert(
-                    ikey,
-                    IndexEntry {
-                        seg,
-                        offset,
-                        size_class,
-                        hit: false,
-                    },
-                );
+        let entry = |role| IndexEntry {
+            seg,
+            offset,
+            size_class: IndexEntry::size_class_for(aligned),
+            hit: false,
+            role,
+        };
+        match (kind, chain) {
+            (RecordKind::Object, _) => {
+                self.index.insert(ikey, entry(EntryRole::Object));
             }
-            RecordKind::Tombstone => {
+            (RecordKind::Chunk, _) => {
+                self.index.insert(ikey, entry(EntryRole::Chunk));
+            }
+            (RecordKind::ChunkedHead, Some(c)) => {
+                let chain = Chain {
+                    digest,
+                    nonce: c.nonce,
+                    chunks: c.chunks,
+                };
+                self.index
+                    .insert_head(ikey, entry(EntryRole::ChunkedHead), chain);
+            }
+            (RecordKind::Tombstone, _) | (RecordKind::ChunkedHead, None) => {
                 self.index.remove(ikey);
             }
         }
@@ -209,13 +234,7 @@ impl DiskTier {
             seg,
             seq: self.writer.seq,
             offset,
-            len_hint: IndexEntry {
-                seg,
-                offset,
-                size_class,
-                hit: false,
-            }
-            .len_hint(),
+            len_hint: entry(EntryRole::Object).len_hint(),
         }))
     }
 
@@ -277,7 +296,7 @@ impl DiskTier {
     fn seal_open(&mut self) -> Result<()> {
         let (file, base) = self.open_file_base()?;
         let mut summary =
-            Vec::with_capacity(self.writer.summary.len() * SUMMARY_ENTRY_LEN as usize);
+            Vec::with_capacity((self.writer.summary_slots * SUMMARY_ENTRY_LEN) as usize);
         for e in &self.writer.summary {
             e.encode_into(&mut summary);
         }
@@ -289,7 +308,7 @@ impl DiskTier {
             seq: self.writer.seq,
             file_id: self.segments.files[file].file_id,
             summary_off: data_end as u32,
-            count: self.writer.summary.len() as u32,
+            count: self.writer.summary_slots as u32,
             data_end: data_end as u32,
             summary_crc: crc32fast::hash(&summary),
         };
@@ -303,6 +322,7 @@ impl DiskTier {
         self.segments.segs[self.writer.seg as usize].state = SegState::Sealed;
         self.writer.open = false;
         self.writer.summary.clear();
+        self.writer.summary_slots = 0;
         self.stats.segments_sealed += 1;
         Ok(())
     }
@@ -333,6 +353,7 @@ impl DiskTier {
         w.buf.clear();
         w.buf_start = 0;
         w.summary.clear();
+        w.summary_slots = 0;
         let io = self.segments.files[file].io.as_ref();
         w.push(&header.encode(), io, base)?;
         w.pad_to(SEG_HEADER_SIZE, io, base)?;
@@ -358,7 +379,7 @@ impl DiskTier {
         };
         let seq = self.segments.segs[seg as usize].seq;
         let mut budget = self.cfg.segment_size / 2;
-        for e in entries.iter().filter(|e| e.kind == RecordKind::Object) {
+        for e in entries.iter().filter(|e| e.kind != RecordKind::Tombstone) {
             let ikey = e.digest.index_key();
             let Some(ie) = self.index.get(ikey) else {
                 continue;
@@ -367,7 +388,8 @@ impl DiskTier {
                 continue;
             }
             let mut moved = false;
-            if reinsert && ie.hit && e.len <= budget {
+            // Only plain objects move; chunks and heads age out whole.
+            if reinsert && ie.hit && e.len <= budget && e.kind == RecordKind::Object {
                 let loc = Location {
                     seg,
                     seq,
