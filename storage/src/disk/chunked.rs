@@ -196,6 +196,11 @@ impl DiskTier {
             return Err(lost);
         }
         self.stats.chunked_inserts += 1;
+        self.settle()?;
+        // The head's own write may have failed.
+        if !self.chain_ends_indexed(ikey) {
+            return Err(lost);
+        }
         Ok(loc)
     }
 
@@ -220,6 +225,10 @@ impl DiskTier {
         }
         ins.chunks += 1;
         self.stats.chunks_written += 1;
+        if let Err(e) = self.settle() {
+            ins.failed = true;
+            return Err(e);
+        }
         // FIFO reclaim drops the oldest chunk first: once chunk 0 is gone
         // (an object larger than the ring) the insert cannot complete.
         if !self.index.has_chunk(&ins.chain(), 0) {

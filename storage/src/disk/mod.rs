@@ -5,8 +5,9 @@
 //! (`segments`), the RAM index (`index`), the writer (`writer`), chunked
 //! inserts of large objects (`chunked`), the read paths (`reader`) and
 //! start-up recovery (`recovery`). The byte format is
-//! in `format`, the stable key digest in `digest`, the syscalls behind the
-//! [`SegmentIo`] trait in `io`, and `mincore` in `resident`.
+//! in `format`, the stable key digest in `digest`, the writes not yet
+//! completed in `queue`, the syscalls behind the [`SegmentIo`] trait in
+//! `io`, and `mincore` in `resident`.
 //!
 //! Single-threaded: one tier per owning shard, no locks. Keys, meta and
 //! bodies are opaque bytes; the server stores the HTTP head in `meta`.
@@ -20,6 +21,29 @@
 //! (key digest, nonce, `i`), so chunks of another insert of the same key
 //! can never be combined with this head. Reads of either kind go through
 //! the same calls and touch only the chunks and blocks a range needs.
+//!
+//! Writes: appending never does I/O; the aggregation buffer becomes a queued
+//! write when full or flushed. By default every mutation then performs the
+//! queued writes itself (`pwrite`, `fdatasync` before footers). With
+//! [`DiskConfig::caller_writes`] the caller performs them instead, e.g. with
+//! io_uring: [`DiskTier::take_write`] hands out an owned buffer with its file
+//! and offset, [`DiskTier::complete_write`] reports the outcome; a written
+//! byte stays readable from memory until then, a footer is handed out only
+//! after every other write of its segment completed (flagged to be preceded
+//! by `fdatasync` under `sync_on_seal`), and a failed write makes the
+//! records it held unreachable. A typical loop on the serving thread:
+//!
+//! ```no_run
+//! # fn run(tier: &mut verge_storage::DiskTier) -> verge_storage::disk::Result<()> {
+//! tier.queue_flush_if_due(std::time::Instant::now());
+//! while let Some(w) = tier.take_write() {
+//!     // Submit `w.data` at `w.offset` of `tier.file_path(w.file)` (after
+//!     // an fdatasync if `w.sync_before`), and when it completes:
+//!     let result: std::io::Result<()> = Ok(());
+//!     tier.complete_write(w.id, result);
+//! }
+//! # Ok(()) }
+//! ```
 //!
 //! Invariants:
 //! - the index holds at most one entry per 64-bit index key, pointing at the
@@ -53,6 +77,7 @@ mod error;
 mod format;
 mod index;
 mod io;
+mod queue;
 mod reader;
 mod recovery;
 mod resident;
@@ -63,7 +88,7 @@ mod writer;
 mod tests;
 
 use std::cell::Cell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use chunked::ChunkedInsert;
@@ -72,6 +97,7 @@ pub use error::{DiskError, Result};
 pub use format::{RecordKind, ALIGN, FORMAT_VERSION};
 pub use index::{DiskIndex, EntryRole, IndexEntry};
 pub use io::{SegmentIo, StdFileIo};
+pub use queue::{DiskWrite, WriteId};
 pub use reader::{DiskObject, DiskRange, ObjectStream};
 pub use recovery::RecoveryReport;
 
@@ -105,6 +131,12 @@ pub struct DiskConfig {
     /// with 64 MiB segments. Otherwise at least 512, and a chunk record must
     /// fit in an empty segment.
     pub chunk_size: u32,
+    /// The caller performs the writes ([`DiskTier::take_write`],
+    /// [`DiskTier::complete_write`]): mutations never write. `flush`,
+    /// `maybe_flush`, `sync` and dropping the tier still write whatever is
+    /// queued synchronously. Default off: every mutation writes its full
+    /// buffers with `pwrite` before returning.
+    pub caller_writes: bool,
 }
 
 impl DiskConfig {
@@ -119,6 +151,7 @@ impl DiskConfig {
             mmap_min_read: 64 << 10,
             sync_on_seal: true,
             chunk_size: 0,
+            caller_writes: false,
         }
     }
 
@@ -242,6 +275,8 @@ pub struct DiskStats {
     pub chunked_inserts: u64,
     /// Heads dropped at lookup because a chunk was gone.
     pub chains_dropped: u64,
+    /// Writes that failed (their records were made unreachable).
+    pub write_errors: u64,
 }
 
 /// Counters of the read side (interior mutability: reads take `&self`).
@@ -291,14 +326,17 @@ impl DiskTier {
         Ok(tier)
     }
 
-    /// Stores `key` with `meta` and `body`, replacing any older version.
-    /// The record is visible to lookups at once and reaches the file at the
-    /// next flush.
+    /// Stores `key` with `meta` and `body`, replacing any older version
+    /// (plain or chunked). The record is visible to lookups at once and
+    /// reaches the file when its buffer fills or at the next flush. An
+    /// error from a write (this record's or an earlier one's) is returned;
+    /// the records that write held are no longer reachable.
     pub fn insert(&mut self, key: &[u8], meta: &[u8], body: &[u8]) -> Result<Location> {
         let loc = self
             .append_record(RecordKind::Object, key, meta, body, true)?
             .ok_or(DiskError::Corrupt("record did not fit an empty segment"))?;
         self.stats.inserts += 1;
+        self.settle()?;
         Ok(loc)
     }
 
@@ -308,6 +346,7 @@ impl DiskTier {
         let had = self.index.remove(KeyDigest::of(key).index_key()).is_some();
         self.append_record(RecordKind::Tombstone, key, &[], &[], true)?;
         self.stats.removes += 1;
+        self.settle()?;
         Ok(had)
     }
 
@@ -341,30 +380,78 @@ impl DiskTier {
         })
     }
 
-    /// Writes out the aggregation buffer.
+    /// Writes out the aggregation buffer and every queued write, with
+    /// `pwrite` on this thread (writes already taken by the caller stay the
+    /// caller's, and a footer waiting for them stays queued).
     pub fn flush(&mut self) -> Result<()> {
-        self.flush_writer()
+        self.writer.close_buf();
+        self.write_queue_sync()
     }
 
     /// Flushes if the oldest buffered byte is older than `flush_delay`.
     /// Returns whether it flushed.
     pub fn maybe_flush(&mut self, now: Instant) -> Result<bool> {
-        match self.writer.buf_since {
-            Some(t) if now.saturating_duration_since(t) >= self.cfg.flush_delay => {
-                self.flush_writer()?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        if !self.flush_due(now) {
+            return Ok(false);
         }
+        self.flush()?;
+        Ok(true)
     }
 
     /// Flushes and makes every file durable.
     pub fn sync(&mut self) -> Result<()> {
-        self.flush_writer()?;
+        self.flush()?;
         for f in &self.segments.files {
             f.io.sync()?;
         }
         Ok(())
+    }
+
+    fn flush_due(&self, now: Instant) -> bool {
+        matches!(self.writer.buf_since,
+            Some(t) if now.saturating_duration_since(t) >= self.cfg.flush_delay)
+    }
+
+    /// Moves the aggregation buffer into the write queue (for
+    /// [`DiskTier::take_write`]) without writing it. Returns whether it held
+    /// anything.
+    pub fn queue_flush(&mut self) -> bool {
+        self.writer.close_buf()
+    }
+
+    /// [`DiskTier::queue_flush`] if the oldest buffered byte is older than
+    /// `flush_delay`. Returns whether it queued.
+    pub fn queue_flush_if_due(&mut self, now: Instant) -> bool {
+        self.flush_due(now) && self.writer.close_buf()
+    }
+
+    /// The next write the caller may start now: an owned buffer, its data
+    /// file number and offset, and whether to `fdatasync` the file first.
+    /// Until it is reported with [`DiskTier::complete_write`] its bytes stay
+    /// readable from memory. Several writes may be in flight at once, in
+    /// any completion order; the tier holds back those that must wait (a
+    /// footer for its segment's other writes, a reused segment for writes
+    /// of its previous life). Call again after each completion.
+    pub fn take_write(&mut self) -> Option<DiskWrite> {
+        self.writer.queue.take(self.cfg.segment_size)
+    }
+
+    /// Reports the outcome of a write from [`DiskTier::take_write`]. On
+    /// error the records that the write overlapped become unreachable (with
+    /// the heads of chunked objects that lose a chunk) and are left out of
+    /// the segment's summary. Returns false if `id` was not outstanding.
+    pub fn complete_write(&mut self, id: WriteId, result: std::io::Result<()>) -> bool {
+        self.finish_write(id, result.is_ok())
+    }
+
+    /// Writes queued or in flight, and their bytes.
+    pub fn pending_writes(&self) -> (usize, usize) {
+        (self.writer.queue.len(), self.writer.queue.bytes())
+    }
+
+    /// Path of data file number `file` (as in [`DiskWrite::file`]).
+    pub fn file_path(&self, file: usize) -> Option<&Path> {
+        self.cfg.files.get(file).map(|(p, _)| p.as_path())
     }
 
     /// Number of indexed objects (plain or chunked; chunks not counted).
@@ -442,6 +529,6 @@ impl Drop for DiskTier {
     /// Best effort: a clean shutdown keeps buffered records. A failure here
     /// only loses cache contents, which recovery tolerates.
     fn drop(&mut self) {
-        let _ = self.flush_writer();
+        let _ = self.flush();
     }
 }

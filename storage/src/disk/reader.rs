@@ -5,10 +5,12 @@
 //! `read_at` for every span, and all checks on records read.
 //!
 //! Invariants:
-//! - a span of the open segment at or after `buf_start` comes from the
-//!   writer's buffer; anything else comes from the mapping only if `mincore`
-//!   says it is resident and it is at least `mmap_min_read` long, otherwise
-//!   from `SegmentIo::read_at` — a serving thread never takes a major fault;
+//! - bytes of a segment generation that are appended but not yet written
+//!   (the writer's buffer, queued and in-flight writes) come from memory,
+//!   and bytes past the open segment's appended end read as zero; anything
+//!   else comes from the mapping only if `mincore` says it is resident and
+//!   it is at least `mmap_min_read` long, otherwise from
+//!   `SegmentIo::read_at` — a serving thread never takes a major fault;
 //! - before any meta or body byte leaves this module: the location is still
 //!   current (segment `seq`), the record header decodes, its self-location
 //!   (`seq`, offset) matches, its lengths fit the segment, its CRC covers
@@ -77,33 +79,80 @@ struct Head {
 }
 
 impl DiskTier {
-    /// Fills `out` with bytes `[off, off + len)` of segment `seg`.
+    /// Fills `out` with bytes `[off, off + len)` of segment `seg`'s current
+    /// generation.
     pub(super) fn read_span(&self, seg: u32, off: u64, out: &mut [u8]) -> Result<()> {
-        let from_file = match self.segments.info(seg) {
-            Some(i) if i.state == SegState::Open && self.writer.seg == seg => {
-                self.writer.copy_buffered(off, out)
-            }
-            _ => out.len(),
+        let end = off + out.len() as u64;
+        let seq = self
+            .segments
+            .info(seg)
+            .ok_or(DiskError::Corrupt("segment number out of range"))?
+            .seq;
+        let w = &self.writer;
+        let open = w.open && w.seg == seg && w.seq == seq;
+        let zero_from = if open { w.mem_end().max(off) } else { end };
+        let buf = open.then(|| (w.buf_start, &w.buf[..]));
+        let regions = || {
+            w.queue
+                .regions(seg, seq)
+                .map(|(o, d)| (o, &d[..]))
+                .chain(buf)
+                .filter(|&(o, d)| o < end && o + d.len() as u64 > off)
         };
-        if from_file == 0 {
-            return Ok(());
+        if zero_from >= end && regions().next().is_none() {
+            return self.read_file(seg, off, out);
         }
+        // Read the file only if memory does not cover the whole span.
+        let mut cover: Vec<(u64, u64)> = regions().map(|(o, d)| (o, o + d.len() as u64)).collect();
+        cover.push((zero_from, end));
+        cover.sort_unstable();
+        let mut reached = off;
+        for (s, e) in cover {
+            if s > reached {
+                break;
+            }
+            reached = reached.max(e);
+        }
+        if reached < end {
+            self.read_file(seg, off, out)?;
+        }
+        for (o, d) in regions() {
+            let from = off.max(o);
+            let to = end.min(o + d.len() as u64);
+            out[(from - off) as usize..(to - off) as usize]
+                .copy_from_slice(&d[(from - o) as usize..(to - o) as usize]);
+        }
+        out[(zero_from.min(end) - off) as usize..].fill(0);
+        Ok(())
+    }
+
+    /// Fills `out` from the file: through the mapping when resident and
+    /// long enough, else with `read_at`.
+    fn read_file(&self, seg: u32, off: u64, out: &mut [u8]) -> Result<()> {
         let (file, file_off) = self
             .segments
             .locate(seg, off)
             .ok_or(DiskError::Corrupt("segment number out of range"))?;
-        let part = &mut out[..from_file];
-        if part.len() >= self.cfg.mmap_min_read && file.map.copy_if_resident(file_off, part) {
+        if out.len() >= self.cfg.mmap_min_read && file.map.copy_if_resident(file_off, out) {
             self.read_stats
                 .mmap_reads
                 .set(self.read_stats.mmap_reads.get() + 1);
         } else {
-            file.io.read_at(part, file_off)?;
+            file.io.read_at(out, file_off)?;
             self.read_stats
                 .io_reads
                 .set(self.read_stats.io_reads.get() + 1);
         }
         Ok(())
+    }
+
+    /// Whether byte `off` of `seg`'s generation `seq` is still in memory.
+    fn in_memory(&self, seg: u32, seq: u64, off: u64) -> bool {
+        let w = &self.writer;
+        (w.open && w.seg == seg && w.seq == seq && off >= w.buf_start)
+            || w.queue
+                .regions(seg, seq)
+                .any(|(o, d)| off >= o && off < o + d.len() as u64)
     }
 
     /// The file span that reading `loc` will touch, when part of it is not
@@ -113,16 +162,8 @@ impl DiskTier {
     /// from the page cache. `None` when the record is resident, still in the
     /// write buffer, or no longer current.
     pub fn cold_span(&self, loc: &Location) -> Option<(std::path::PathBuf, u64, u64)> {
-        if !self.is_current(loc) {
+        if !self.is_current(loc) || self.in_memory(loc.seg, loc.seq, loc.offset) {
             return None;
-        }
-        if let Some(i) = self.segments.info(loc.seg) {
-            if i.state == SegState::Open && self.writer.seg == loc.seg {
-                let mut probe = [0u8; 1];
-                if self.writer.copy_buffered(loc.offset, &mut probe) == 0 {
-                    return None;
-                }
-            }
         }
         let (file, file_off) = self.segments.locate(loc.seg, loc.offset)?;
         let len = loc
@@ -440,39 +481,39 @@ impl DiskTier {
         }))
     }
 
-    /// Reads and checks the summary of a sealed segment.
+    /// The summary of a sealed segment: from its seal if that is still
+    /// queued, else read (from memory or the file) and checked.
     pub(super) fn read_summary(&self, seg: u32) -> Result<Vec<SummaryEntry>> {
         let info = *self
             .segments
             .info(seg)
             .ok_or(DiskError::Corrupt("segment number out of range"))?;
-        let (file, base) = self
+        if let Some(s) = self.writer.queue.sealing(seg, info.seq) {
+            return Ok(s.kept().copied().collect());
+        }
+        let file_id = self
             .segments
-            .locate(seg, 0)
-            .ok_or(DiskError::Corrupt("segment number out of range"))?;
-        load_summary(
-            file.io.as_ref(),
-            base,
-            self.cfg.segment_size,
-            info.seq,
-            &file.file_id,
-        )?
-        .ok_or(DiskError::Corrupt("segment summary"))
+            .files
+            .get(info.file)
+            .ok_or(DiskError::Corrupt("segment number out of range"))?
+            .file_id;
+        let read = |buf: &mut [u8], off: u64| self.read_span(seg, off, buf);
+        load_summary(&read, self.cfg.segment_size, info.seq, &file_id)?
+            .ok_or(DiskError::Corrupt("segment summary"))
     }
 }
 
-/// Reads the footer and summary of the segment at `base`; `Ok(None)` if the
-/// footer is missing, stale (another `seq` or file) or the summary fails its
-/// CRC.
+/// Reads the footer and summary of a segment through `read` (segment
+/// offsets); `Ok(None)` if the footer is missing, stale (another `seq` or
+/// file) or the summary fails its CRC.
 pub(super) fn load_summary(
-    io: &dyn super::io::SegmentIo,
-    base: u64,
+    read: &dyn Fn(&mut [u8], u64) -> Result<()>,
     segment_size: u64,
     seq: u64,
     file_id: &[u8; 16],
 ) -> Result<Option<Vec<SummaryEntry>>> {
     let mut fb = [0u8; SegmentFooter::LEN];
-    io.read_at(&mut fb, base + segment_size - SEG_FOOTER_SIZE)?;
+    read(&mut fb, segment_size - SEG_FOOTER_SIZE)?;
     let Some(f) = SegmentFooter::decode(&fb) else {
         return Ok(None);
     };
@@ -484,7 +525,7 @@ pub(super) fn load_summary(
         return Ok(None);
     }
     let mut sb = vec![0u8; len as usize];
-    io.read_at(&mut sb, base + u64::from(f.summary_off))?;
+    read(&mut sb, u64::from(f.summary_off))?;
     if crc32fast::hash(&sb) != f.summary_crc {
         return Ok(None);
     }

@@ -232,7 +232,8 @@ fn examine(
         Some(h) if h.file_id == file.file_id && h.seg_index == info.index_in_file => h,
         _ => return Ok(None),
     };
-    if let Some(entries) = load_summary(io, info.base, cfg.segment_size, hdr.seq, &file.file_id)? {
+    let read = |buf: &mut [u8], off: u64| Ok(io.read_at(buf, info.base + off)?);
+    if let Some(entries) = load_summary(&read, cfg.segment_size, hdr.seq, &file.file_id)? {
         report.segments_from_summary += 1;
         report.bytes_summarised += entries.iter().map(|e| e.len).sum::<u64>();
         return Ok(Some(Found {
