@@ -348,11 +348,36 @@ impl OwnerState {
         }
     }
 
-    /// Flushes the disk stripe's write buffer if it is older than the flush delay.
-    pub fn flush_disk_if_due(&mut self, now: Instant) {
+    pub fn has_disk(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// Queues the disk stripe's write buffer if its oldest byte is older than the flush delay.
+    pub fn disk_queue_flush_if_due(&mut self, now: Instant) {
         if let Some(d) = self.disk.as_mut() {
-            let _ = d.maybe_flush(now);
+            d.queue_flush_if_due(now);
         }
+    }
+
+    /// The next disk write to perform (see `shard::disk_writer`).
+    pub fn disk_take_write(&mut self) -> Option<verge_storage::disk::DiskWrite> {
+        self.disk.as_mut()?.take_write()
+    }
+
+    /// Reports a disk write's outcome.
+    pub fn disk_complete_write(
+        &mut self,
+        id: verge_storage::disk::WriteId,
+        result: std::io::Result<()>,
+    ) {
+        if let Some(d) = self.disk.as_mut() {
+            d.complete_write(id, result);
+        }
+    }
+
+    /// The path of the disk stripe's data file number `i`.
+    pub fn disk_file_path(&self, i: usize) -> Option<std::path::PathBuf> {
+        self.disk.as_ref()?.file_path(i).map(|p| p.to_path_buf())
     }
 
     /// Writes out and syncs the disk stripe (at shutdown).

@@ -9,6 +9,7 @@
 //! executor thread (it is `!Send`); other shards reach it only through its inbox.
 
 mod cpus;
+mod disk_writer;
 pub mod mesh;
 
 pub use cpus::allowed_cpus;
@@ -48,6 +49,8 @@ fn open_disk_stripe(cfg: &Config, id: usize, count: usize) -> Result<Option<Disk
     let mut dc = DiskConfig::new(files);
     dc.segment_size = cfg.cache.disk_segment_size.0;
     dc.flush_delay = cfg.cache.disk_flush_delay.get();
+    // Writes go through io_uring from `disk_writer`, never `pwrite` on the serving thread.
+    dc.caller_writes = true;
     let disk = DiskTier::open(dc).map_err(|e| format!("cache.disk: shard {id}: {e}"))?;
     let r = disk.recovery_report();
     eprintln!(
@@ -85,6 +88,9 @@ pub struct Shard {
     boundary_seed: Cell<u64>,
     /// The disk stripe's files opened for io_uring buffered reads (warming cold records).
     disk_files: RefCell<Vec<(std::path::PathBuf, Rc<glommio::io::BufferedFile>)>>,
+    /// Set once the drain finished: the disk writer stops; `disk_writer_done` when it has.
+    disk_writer_stop: Cell<bool>,
+    disk_writer_done: Cell<bool>,
     /// Viewer TLS (shared by every shard), when TLS listeners are configured.
     pub tls: Option<Arc<crate::tls::viewer::ViewerTls>>,
     /// The viewer protocol policy table.
@@ -169,6 +175,8 @@ impl Shard {
             active_fills: Cell::new(0),
             boundary_seed: Cell::new((id as u64) << 48),
             disk_files: RefCell::new(Vec::new()),
+            disk_writer_stop: Cell::new(false),
+            disk_writer_done: Cell::new(false),
             tls: shared.viewer_tls.clone(),
             policies,
         }))
@@ -377,15 +385,6 @@ impl Shard {
         }
     }
 
-    /// Writes the disk stripe's buffer out once it is older than the flush delay.
-    async fn disk_flusher(self: Rc<Self>) {
-        let tick = (self.cfg.cache.disk_flush_delay.get() / 4).max(Duration::from_millis(10));
-        while !self.draining.get() {
-            glommio::timer::sleep(tick).await;
-            self.owner.borrow_mut().flush_disk_if_due(Instant::now());
-        }
-    }
-
     /// The body of one shard's executor: bind, serve, and on shutdown drain within the bound.
     pub async fn run(
         self: Rc<Self>,
@@ -409,7 +408,7 @@ impl Shard {
         }
         let _ = ready.send(Ok(()));
         glommio::spawn_local(self.clone().mesh_loop(inbox)).detach();
-        glommio::spawn_local(self.clone().disk_flusher()).detach();
+        glommio::spawn_local(self.clone().disk_writer()).detach();
         if self.id == 0 {
             glommio::spawn_local(self.clone().tls_reloader()).detach();
         }
@@ -427,6 +426,13 @@ impl Shard {
             && Instant::now() < deadline
         {
             glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        // The last writes: let the io_uring writer finish what it holds, then write and sync the
+        // rest synchronously.
+        self.disk_writer_stop.set(true);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.disk_writer_done.get() && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
         }
         self.owner.borrow_mut().sync_disk();
     }
