@@ -11,7 +11,9 @@
 //! segment:
 //! [0, 512)             SegmentHeader (seq, file id, index)
 //! [512, data_end)      records, each starting on a 512-byte boundary
-//! [data_end, +32*n)    summary: n 32-byte slots (written when sealed)
+//! [summary_off, +32*n) summary: n 32-byte slots, where the footer says:
+//!                      ending just before the footer (sealed by the
+//!                      writer) or at data_end (sealed by recovery)
 //! [S-512, S)           SegmentFooter (written last when sealed)
 //!
 //! record:

@@ -50,27 +50,29 @@
 //!   newest `Object` or `ChunkedHead` record of that key, or at a `Chunk`,
 //!   in a non-free segment;
 //! - every record reachable from the index is fully inside its segment and
-//!   was completely appended (in the buffer or on disk) before it became
-//!   reachable; a head is appended only after all its chunks, and only if
-//!   all of them are still indexed;
+//!   was completely appended (in memory — buffer or write queue — or on
+//!   disk) before it became reachable, and no write of it has failed; a
+//!   head is appended only after all its chunks, and only if all of them
+//!   are still indexed;
 //! - a head is served only if its chunks are all indexed: recovery drops
-//!   heads with any chunk missing (a hole can only come from damage or lost
-//!   segments); at run time chunks leave the index only by FIFO reclaim,
-//!   which frees segments oldest first, so chunk 0 (the oldest) is indexed
-//!   exactly when all are, and `lookup` checks the first and last chunk and
-//!   drops the head when one is gone. A chunk that fails its checks on read
-//!   is `Corrupt`, like any record;
+//!   heads with any chunk missing (holes come from damage or lost segments),
+//!   and so does a failed write; otherwise chunks leave the index only by
+//!   FIFO reclaim, which frees segments oldest first, so chunk 0 (the
+//!   oldest) is indexed exactly when all are, and `lookup` checks the first
+//!   and last chunk and drops the head when one is gone. A chunk that fails
+//!   its checks on read is `Corrupt`, like any record;
 //! - reclaim never copies chunks or chunked heads forward: a chunked object
 //!   ages out whole (its chunks are older than its head, so copying the
 //!   head alone would only keep a head whose chunks are about to go);
 //! - nothing is ever written through the mapping, and no data file is
 //!   truncated or hole-punched while open;
 //! - a removed key stays removed across restarts: `remove` always appends a
-//!   tombstone;
+//!   tombstone, and a tombstone stays in its segment's summary even if its
+//!   own write failed;
 //! - eviction is FIFO over segments: the oldest segment is reclaimed when
 //!   the writer needs the space, dropping its entries except objects hit
 //!   since their last write, which are copied forward (bounded per segment).
-//!
+
 mod chunked;
 mod digest;
 mod error;
@@ -98,7 +100,7 @@ pub use format::{RecordKind, ALIGN, FORMAT_VERSION};
 pub use index::{DiskIndex, EntryRole, IndexEntry};
 pub use io::{SegmentIo, StdFileIo};
 pub use queue::{DiskWrite, WriteId};
-pub use reader::{DiskObject, DiskRange, ObjectStream};
+pub use reader::{BodyCursor, DiskObject, DiskRange, ObjectStream};
 pub use recovery::RecoveryReport;
 
 use format::{RecordLayout, FILE_HEADER_SIZE, SEG_FOOTER_SIZE, SEG_HEADER_SIZE, SUMMARY_ENTRY_LEN};
@@ -125,6 +127,7 @@ pub struct DiskConfig {
     pub mmap_min_read: usize,
     /// `fdatasync` before writing a segment's footer, so a sealed footer
     /// never reaches the disk before the records it describes (default on).
+    /// With `caller_writes`, the footer's write is flagged `sync_before`.
     pub sync_on_seal: bool,
     /// Body bytes per chunk of a chunked object. 0 (the default) picks the
     /// largest size of which 16 chunk records fill a segment: 4 MiB - 1 KiB

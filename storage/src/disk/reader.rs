@@ -23,7 +23,10 @@
 //!   `Chunk`, its name — so parent digest, nonce and index — and its length)
 //!   before its blocks are; only the chunks and blocks overlapping the range
 //!   are read, one chunk's header and one block (stream) or one chunk's span
-//!   (`read_range`) at a time.
+//!   (`read_range`) at a time;
+//! - a [`BodyCursor`] outlives the borrow of the tier: every piece re-checks
+//!   that its record's segment generation is still current before reading,
+//!   so a record reclaimed in between is an error, never other bytes.
 
 use bytes::Bytes;
 
@@ -323,9 +326,9 @@ impl DiskTier {
         let Some(mut stream) = self.open_stream(loc, key, 0, u64::MAX, probe)? else {
             return Ok(None);
         };
-        let body = stream.read_rest()?;
+        let body = self.read_rest(&mut stream.cur)?;
         Ok(Some(DiskObject {
-            meta: stream.meta,
+            meta: stream.cur.meta,
             body,
         }))
     }
@@ -342,11 +345,11 @@ impl DiskTier {
         let Some(mut stream) = self.stream_range(loc, key, start, end)? else {
             return Ok(None);
         };
-        let body = stream.read_rest()?;
+        let body = self.read_rest(&mut stream.cur)?;
         Ok(Some(DiskRange {
-            meta: stream.meta,
+            meta: stream.cur.meta,
             body,
-            body_len: stream.body_len,
+            body_len: stream.cur.body_len,
         }))
     }
 
@@ -396,7 +399,7 @@ impl DiskTier {
                 let src = Source::Chained {
                     chain,
                     desc,
-                    cur: None,
+                    open: None,
                 };
                 (desc.body_len, src)
             }
@@ -416,12 +419,103 @@ impl DiskTier {
         }
         Ok(Some(ObjectStream {
             tier: self,
-            meta,
-            body_len,
-            pos: start,
-            end,
-            src,
+            cur: BodyCursor {
+                meta,
+                body_len,
+                pos: start,
+                end,
+                src,
+            },
         }))
+    }
+
+    /// A cursor over body bytes `[start, end)` that does not borrow the
+    /// tier, for streaming across other calls (e.g. awaits in between):
+    /// read it with [`DiskTier::read_next`]. Same checks as `stream_range`.
+    pub fn cursor_range(
+        &self,
+        loc: &Location,
+        key: &[u8],
+        start: u64,
+        end: u64,
+    ) -> Result<Option<BodyCursor>> {
+        Ok(self
+            .stream_range(loc, key, start, end)?
+            .map(ObjectStream::into_cursor))
+    }
+
+    /// The next verified piece (at most one block) of `cur`'s range; `None`
+    /// at the end. After an error the cursor is finished. If the record the
+    /// cursor is in was reclaimed since (the tier changed between calls),
+    /// this is a `Corrupt` error, never bytes of whatever replaced it.
+    pub fn read_next(&self, cur: &mut BodyCursor) -> Option<Result<Bytes>> {
+        self.next_piece(cur, false)
+    }
+
+    /// The next piece: one block, or with `whole_record` everything left in
+    /// the current record (the object, or one chunk).
+    fn next_piece(&self, cur: &mut BodyCursor, whole_record: bool) -> Option<Result<Bytes>> {
+        if cur.pos >= cur.end {
+            return None;
+        }
+        let piece = self.read_piece(cur, whole_record);
+        if piece.is_err() {
+            cur.pos = cur.end;
+        }
+        Some(piece)
+    }
+
+    fn read_piece(&self, cur: &mut BodyCursor, whole_record: bool) -> Result<Bytes> {
+        let (loc, head, base) = match &mut cur.src {
+            Source::Single { loc, head } => (&*loc, &*head, 0),
+            Source::Chained { chain, desc, open } => {
+                let cs = u64::from(desc.chunk_size);
+                let ci = (cur.pos / cs) as u32;
+                if open.as_ref().map(|c| c.0) != Some(ci) {
+                    *open = None;
+                    let (loc, head) = self.open_chunk(chain, desc, ci)?;
+                    *open = Some((ci, loc, head));
+                }
+                match open {
+                    Some((_, loc, head)) => (&*loc, &*head, u64::from(ci) * cs),
+                    None => return Err(DiskError::Corrupt("chunk missing")),
+                }
+            }
+        };
+        if !self.is_current(loc) {
+            return Err(DiskError::Corrupt("record reclaimed while being read"));
+        }
+        let layout = head.hdr.layout;
+        let bs = u64::from(layout.block_size);
+        let rel = cur.pos - base;
+        let rec_end = cur.end.min(base + layout.body_len) - base;
+        let first = rel / bs;
+        let rel_stop = if whole_record {
+            rec_end
+        } else {
+            rec_end.min((first + 1) * bs)
+        };
+        let data = self.read_blocks(loc, head, first, (rel_stop - 1) / bs)?;
+        let skip = first * bs;
+        cur.pos = base + rel_stop;
+        Ok(Bytes::from(data).slice((rel - skip) as usize..(rel_stop - skip) as usize))
+    }
+
+    /// Everything left of `cur`, verified, in one buffer.
+    fn read_rest(&self, cur: &mut BodyCursor) -> Result<Bytes> {
+        let Some(first) = self.next_piece(cur, true) else {
+            return Ok(Bytes::new());
+        };
+        let first = first?;
+        if cur.pos >= cur.end {
+            return Ok(first);
+        }
+        let mut all = Vec::with_capacity((cur.end - cur.pos) as usize + first.len());
+        all.extend_from_slice(&first);
+        while let Some(piece) = self.next_piece(cur, true) {
+            all.extend_from_slice(&piece?);
+        }
+        Ok(Bytes::from(all))
     }
 
     /// Reads and verifies the descriptor in a chunked head's body.
@@ -532,23 +626,22 @@ pub(super) fn load_summary(
     Ok(decode_summary(&sb))
 }
 
-/// Where a stream's bytes come from.
+/// Where a cursor's bytes come from.
 enum Source {
     /// One `Object` record.
     Single { loc: Location, head: Head },
-    /// A chunked object; `cur` is the chunk read last (index, place, head).
+    /// A chunked object; `open` is the chunk read last (index, place, head).
     Chained {
         chain: Chain,
         desc: ChainDescriptor,
-        cur: Option<(u32, Location, Head)>,
+        open: Option<(u32, Location, Head)>,
     },
 }
 
-/// Streams a body (or a range of it) block by block, verifying each block
-/// before returning it. A chunked object is read chunk after chunk, each
-/// chunk checked when the stream reaches it; memory held is one block.
-pub struct ObjectStream<'a> {
-    tier: &'a DiskTier,
+/// A position in a body range, detached from the tier (see
+/// [`DiskTier::cursor_range`]): the verified head, the range and, for a
+/// chunked object, the chunk being read. Holds no body bytes.
+pub struct BodyCursor {
     meta: Bytes,
     body_len: u64,
     /// Next body offset to return.
@@ -557,7 +650,7 @@ pub struct ObjectStream<'a> {
     src: Source,
 }
 
-impl ObjectStream<'_> {
+impl BodyCursor {
     /// The object's meta bytes (already verified).
     pub fn meta(&self) -> &Bytes {
         &self.meta
@@ -573,74 +666,46 @@ impl ObjectStream<'_> {
         matches!(self.src, Source::Chained { .. })
     }
 
+    /// Bytes of the range not yet returned.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+}
+
+/// Streams a body (or a range of it) block by block, verifying each block
+/// before returning it. A chunked object is read chunk after chunk, each
+/// chunk checked when the stream reaches it; memory held is one block.
+pub struct ObjectStream<'a> {
+    tier: &'a DiskTier,
+    cur: BodyCursor,
+}
+
+impl ObjectStream<'_> {
+    /// The object's meta bytes (already verified).
+    pub fn meta(&self) -> &Bytes {
+        self.cur.meta()
+    }
+
+    /// Length of the whole body.
+    pub fn body_len(&self) -> u64 {
+        self.cur.body_len()
+    }
+
+    /// Whether the object is stored as a chain of chunks.
+    pub fn is_chunked(&self) -> bool {
+        self.cur.is_chunked()
+    }
+
     /// The next verified piece (at most one block) of the requested range;
     /// `None` at the end. After an error the stream is finished.
     pub fn next_chunk(&mut self) -> Option<Result<Bytes>> {
-        self.next_piece(false)
+        self.tier.read_next(&mut self.cur)
     }
 
-    /// The next piece: one block, or with `whole_record` everything left in
-    /// the current record (the object, or one chunk).
-    fn next_piece(&mut self, whole_record: bool) -> Option<Result<Bytes>> {
-        if self.pos >= self.end {
-            return None;
-        }
-        let piece = self.read_piece(whole_record);
-        if piece.is_err() {
-            self.pos = self.end;
-        }
-        Some(piece)
-    }
-
-    fn read_piece(&mut self, whole_record: bool) -> Result<Bytes> {
-        let tier = self.tier;
-        let (loc, head, base) = match &mut self.src {
-            Source::Single { loc, head } => (&*loc, &*head, 0),
-            Source::Chained { chain, desc, cur } => {
-                let cs = u64::from(desc.chunk_size);
-                let ci = (self.pos / cs) as u32;
-                if cur.as_ref().map(|c| c.0) != Some(ci) {
-                    *cur = None;
-                    let (loc, head) = tier.open_chunk(chain, desc, ci)?;
-                    *cur = Some((ci, loc, head));
-                }
-                match cur {
-                    Some((_, loc, head)) => (&*loc, &*head, u64::from(ci) * cs),
-                    None => return Err(DiskError::Corrupt("chunk missing")),
-                }
-            }
-        };
-        let layout = head.hdr.layout;
-        let bs = u64::from(layout.block_size);
-        let rel = self.pos - base;
-        let rec_end = self.end.min(base + layout.body_len) - base;
-        let first = rel / bs;
-        let rel_stop = if whole_record {
-            rec_end
-        } else {
-            rec_end.min((first + 1) * bs)
-        };
-        let data = tier.read_blocks(loc, head, first, (rel_stop - 1) / bs)?;
-        let skip = first * bs;
-        self.pos = base + rel_stop;
-        Ok(Bytes::from(data).slice((rel - skip) as usize..(rel_stop - skip) as usize))
-    }
-
-    /// Everything left, verified, in one buffer.
-    fn read_rest(&mut self) -> Result<Bytes> {
-        let Some(first) = self.next_piece(true) else {
-            return Ok(Bytes::new());
-        };
-        let first = first?;
-        if self.pos >= self.end {
-            return Ok(first);
-        }
-        let mut all = Vec::with_capacity((self.end - self.pos) as usize + first.len());
-        all.extend_from_slice(&first);
-        while let Some(piece) = self.next_piece(true) {
-            all.extend_from_slice(&piece?);
-        }
-        Ok(Bytes::from(all))
+    /// The position, detached from the tier, to go on with
+    /// [`DiskTier::read_next`].
+    pub fn into_cursor(self) -> BodyCursor {
+        self.cur
     }
 }
 

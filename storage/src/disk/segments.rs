@@ -7,8 +7,10 @@
 //! - segments are numbered globally, file 0's first; the writer walks them
 //!   in that ring order, so on disk `seq` increases along the ring from the
 //!   oldest segment to the newest;
-//! - at most one segment is `Open`; a `Sealed` segment has a valid footer
-//!   and summary on disk; a `Free` one holds nothing the index points at;
+//! - at most one segment is `Open`; a `Sealed` segment has its summary and
+//!   footer on disk or queued to be written (see `queue`; if that write
+//!   fails it has none, and reclaim falls back to sweeping the index); a
+//!   `Free` one holds nothing the index points at;
 //! - `seq` of a non-free segment equals the `seq` in its on-disk header.
 
 use std::path::PathBuf;

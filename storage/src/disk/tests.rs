@@ -1639,3 +1639,56 @@ fn a_reused_segment_waits_for_writes_of_its_previous_life() {
     }
     assert!(present > 0 && oldest > first_seq);
 }
+
+#[test]
+fn a_cursor_streams_across_mutations_and_notices_reclaim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = chunk_config(dir.path(), 1, 8);
+    let mut tier = DiskTier::open(cfg).expect("opens");
+    let body = body_for(b"film", 1, 600 << 10);
+    put_chunked(&mut tier, b"film", b"m", &body, 100_000).expect("inserts");
+    // Whole body, with the tier written to between pieces.
+    let loc = tier.lookup(b"film").expect("indexed");
+    let mut cur = tier
+        .cursor_range(&loc, b"film", 0, u64::MAX)
+        .expect("opens")
+        .expect("hit");
+    assert!(cur.is_chunked());
+    assert_eq!(cur.remaining(), body.len() as u64);
+    let mut got = Vec::new();
+    let mut n = 0u64;
+    while let Some(piece) = tier.read_next(&mut cur) {
+        got.extend_from_slice(&piece.expect("verified"));
+        let k = format!("small/{n}").into_bytes();
+        tier.insert(&k, b"", &body_for(&k, 0, 1000))
+            .expect("inserts");
+        n += 1;
+    }
+    assert_eq!(got, body);
+    // A cursor whose chunk is reclaimed under it errs, never returns bytes.
+    let loc = tier.lookup(b"film").expect("indexed");
+    let mut cur = tier
+        .cursor_range(&loc, b"film", 10, 20_000)
+        .expect("opens")
+        .expect("hit");
+    let first = tier
+        .read_next(&mut cur)
+        .expect("a piece")
+        .expect("verified");
+    assert_eq!(&first[..], &body[10..10 + first.len()]);
+    let chunk0 = chunk_location(&tier, b"film", 0).expect("chunk 0");
+    while tier.segments.info(chunk0.segment()).map(|s| s.seq) == Some(chunk0.seq()) {
+        let k = format!("filler/{n}").into_bytes();
+        tier.insert(&k, b"", &body_for(&k, 0, 20_000))
+            .expect("inserts");
+        n += 1;
+    }
+    assert!(matches!(
+        tier.read_next(&mut cur),
+        Some(Err(DiskError::Corrupt(_)))
+    ));
+    assert!(
+        tier.read_next(&mut cur).is_none(),
+        "finished after an error"
+    );
+}
