@@ -208,7 +208,9 @@ async fn stream_and_store(
                 if let Some(ins) = large.take() {
                     shard.owner.borrow_mut().finish_disk_only(&key, ins);
                 } else if let (true, Ok(freshness)) = (storing, p.decision) {
-                    let chunks = fill.borrow_mut().take_chunks();
+                    // One contiguous buffer: a hit is then written with one send instead of one
+                    // per origin read (S3, 1 MiB hits, measured in the commit).
+                    let chunks = coalesce(fill.borrow_mut().take_chunks(), received);
                     let obj = StoredObject {
                         meta: p.stored_meta.take().unwrap_or_else(|| p.meta.clone()),
                         body: chunks,
@@ -234,6 +236,18 @@ async fn stream_and_store(
             }
         }
     }
+}
+
+/// The pieces of a body as one buffer (a single piece is kept as it is).
+fn coalesce(chunks: Vec<Bytes>, len: u64) -> Vec<Bytes> {
+    if chunks.len() <= 1 {
+        return chunks;
+    }
+    let mut all = Vec::with_capacity(len as usize);
+    for c in &chunks {
+        all.extend_from_slice(c);
+    }
+    vec![Bytes::from(all)]
 }
 
 /// The head (meta and freshness, no body) written with a disk-only object.
