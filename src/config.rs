@@ -110,6 +110,8 @@ pub struct ServerConfig {
     pub listen: Vec<String>,
     pub shards: usize,
     pub max_connections: usize,
+    /// Accept queue length per listener and shard (capped by net.core.somaxconn).
+    pub listen_backlog: u32,
     pub drain_timeout: Millis,
     pub io_memory: ByteSize,
     pub shard_header: bool,
@@ -179,6 +181,7 @@ impl Default for ServerConfig {
             listen: vec!["127.0.0.1:8080".into()],
             shards: 0,
             max_connections: 100_000,
+            listen_backlog: 4096,
             drain_timeout: Millis(10_000),
             io_memory: ByteSize(512 << 10),
             shard_header: false,
@@ -314,6 +317,9 @@ impl Config {
         }
         if s.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if s.listen_backlog == 0 {
+            return Err(invalid("server.listen_backlog", "must be at least 1"));
         }
         crate::net::policy::Policy::parse(&s.viewer_protocol_policy)
             .map_err(|e| invalid("server.viewer_protocol_policy", e))?;

@@ -395,7 +395,7 @@ impl Shard {
         let plain = self.cfg.server.listen.iter().map(|a| (a, false));
         let tls = self.cfg.tls.listen.iter().map(|a| (a, true));
         for (addr, is_tls) in plain.chain(tls) {
-            match TcpListener::bind(addr.as_str()) {
+            match crate::net::listen::bind(addr, self.cfg.server.listen_backlog) {
                 Ok(l) => listeners.push((l, is_tls)),
                 Err(e) => {
                     let _ = ready.send(Err(format!(
