@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Bytes read from a viewer per read call.
-const READ_CHUNK: usize = 16 * 1024;
+/// Initial size of a connection's read buffer; it grows as a head or body needs.
+const RBUF_INITIAL: usize = 2048;
 /// Output is written out once this much is buffered.
 pub const OUT_HIGH_WATER: usize = 64 * 1024;
 
@@ -96,15 +96,21 @@ impl ViewerConn {
 
     /// Reads more bytes into `rbuf` waiting at most `timeout`; `Ok(0)` when the viewer closed.
     pub async fn read_more(&mut self, timeout: Duration) -> io::Result<usize> {
-        let start = self.rbuf.len();
-        self.rbuf.resize(start + READ_CHUNK, 0);
-        let r = self
-            .stream
-            .read_timeout(&mut self.rbuf[start..], timeout)
-            .await;
-        let n = *r.as_ref().unwrap_or(&0);
-        self.rbuf.truncate(start + n);
-        r
+        self.stream.read_into(&mut self.rbuf, Some(timeout)).await
+    }
+
+    /// Waits for the next request with no timer of its own: the shard's idle set ends the wait at
+    /// the keep-alive timeout or at a drain (the read then sees end-of-file).
+    async fn read_idle(
+        &mut self,
+        idle: &crate::net::idle::IdleSet,
+        timeout: Duration,
+    ) -> io::Result<usize> {
+        let Some(fd) = self.stream.tcp().map(std::os::fd::AsRawFd::as_raw_fd) else {
+            return self.read_more(timeout).await;
+        };
+        let _idle = idle.enter(fd);
+        self.stream.read_into(&mut self.rbuf, None).await
     }
 }
 
@@ -141,7 +147,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Transport, peer: Option<SocketAddr>
     let _guard = OpenGuard(shard.clone());
     let mut vc = ViewerConn::new(
         stream,
-        BytesMut::with_capacity(READ_CHUNK),
+        BytesMut::with_capacity(RBUF_INITIAL),
         OUT_HIGH_WATER,
         peer,
         shard.cfg.http.write_timeout.get(),
@@ -221,17 +227,13 @@ async fn read_head(
             if shard.draining.get() {
                 return Err(HeadOutcome::Quiet);
             }
-            // Between requests: flush what is queued, then wait for the next one (or a drain).
-            if vc.flush().await.is_err() {
+            // Between requests: flush what is queued, then wait for the next one (the idle set
+            // ends the wait at the keep-alive timeout or a drain).
+            if vc.flush().await.is_err() || shard.draining.get() {
                 return Err(HeadOutcome::Quiet);
             }
-            let timeout = http.keepalive_timeout.get();
-            let drain = shard.drain_rx.clone();
-            futures_lite::future::or(vc.read_more(timeout), async move {
-                let _ = drain.recv_async().await;
-                Err(io::Error::new(io::ErrorKind::Interrupted, "draining"))
-            })
-            .await
+            vc.read_idle(&shard.idle, http.keepalive_timeout.get())
+                .await
         } else {
             let deadline = *head_deadline
                 .get_or_insert_with(|| Instant::now() + http.header_read_timeout.get());
@@ -246,11 +248,9 @@ async fn read_head(
         };
         match read {
             Ok(0) => return Err(HeadOutcome::Quiet),
-            Ok(_) => {
-                if head_deadline.is_none() {
-                    head_deadline = Some(Instant::now() + http.header_read_timeout.get());
-                }
-            }
+            // The head deadline starts when a head is found incomplete (above), at most one
+            // read after its first byte: a head that arrives whole never reads the clock.
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut && !idle => {
                 return Err(HeadOutcome::Reject(
                     408,

@@ -6,6 +6,7 @@ pub mod body;
 pub mod conn;
 pub mod h2_bridge;
 pub mod h2_conn;
+pub mod idle;
 pub mod listen;
 pub mod policy;
 pub mod tls_accept;

@@ -7,14 +7,25 @@
 //! buffers; closing an HTTP/2 stream whose response is incomplete resets it, never ends it cleanly.
 
 use super::h2_bridge::H2Stream;
+use bytes::BytesMut;
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use futures_rustls::server::TlsStream;
 use glommio::net::TcpStream;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// Bytes read from a viewer per read call.
+pub const LANDING_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// Where viewer reads land before the bytes that arrived are appended to their connection's
+    /// buffer (one per shard thread; borrowed only inside one synchronous poll).
+    static LANDING: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; LANDING_SIZE].into_boxed_slice());
+}
 
 /// A viewer connection's byte stream.
 pub enum Transport {
@@ -42,14 +53,52 @@ impl Transport {
         }
     }
 
-    /// Reads into `buf`, waiting at most `timeout` (then `ErrorKind::TimedOut`).
-    pub async fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        let timeout = timeout.max(Duration::from_millis(1));
+    /// Reads what the viewer has sent into the end of `buf`, waiting at most `timeout` (then
+    /// `ErrorKind::TimedOut`; `None`: no limit, for waits that `net::idle` ends). `Ok(0)`: closed.
+    ///
+    /// The bytes land in a per-thread buffer first and only what arrived is appended, so a read
+    /// neither zeroes nor keeps a large buffer per connection.
+    pub async fn read_into(
+        &mut self,
+        buf: &mut BytesMut,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
         if let Some(tcp) = self.tcp() {
-            let _ = tcp.set_read_timeout(Some(timeout));
-            return self.read(buf).await;
+            let _ = tcp.set_read_timeout(timeout);
+            return std::future::poll_fn(|cx| self.poll_read_into(cx, buf)).await;
         }
-        with_timeout(timeout, self.read(buf)).await
+        let read = std::future::poll_fn(|cx| self.poll_read_into(cx, buf));
+        match timeout {
+            Some(t) => with_timeout(t, read).await,
+            None => read.await,
+        }
+    }
+
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        LANDING.with(|landing| {
+            let mut own;
+            let mut shared = landing.try_borrow_mut();
+            let area: &mut [u8] = match shared.as_mut() {
+                Ok(l) => &mut l[..],
+                Err(_) => {
+                    // Only if a read were nested in another; never on the request path.
+                    own = vec![0u8; LANDING_SIZE];
+                    &mut own[..]
+                }
+            };
+            match Pin::new(&mut *self).poll_read(cx, area) {
+                Poll::Ready(Ok(n)) => {
+                    buf.extend_from_slice(&area[..n]);
+                    Poll::Ready(Ok(n))
+                }
+                other => other,
+            }
+        })
     }
 
     /// Writes all of `data` and flushes it, failing after `timeout` without progress for HTTP/2

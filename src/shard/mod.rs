@@ -80,6 +80,8 @@ pub struct Shard {
     drain_tx: RefCell<Option<flume::Sender<()>>>,
     pub drain_rx: flume::Receiver<()>,
     pub draining: Cell<bool>,
+    /// HTTP/1.x viewers waiting between requests (keep-alive timeout and drain, see `net::idle`).
+    pub idle: crate::net::idle::IdleSet,
     pub open_connections: Cell<usize>,
     /// Fills running on this shard; a draining shard waits for them too, since viewers on other
     /// shards may be following them.
@@ -158,6 +160,7 @@ impl Shard {
             ..PolicyConfig::default()
         };
         let (drain_tx, drain_rx) = flume::bounded(1);
+        let idle = crate::net::idle::IdleSet::new(cfg.http.keepalive_timeout.get());
         let policies = crate::net::policy::Policies::from_config(&cfg);
         Ok(Rc::new(Shard {
             id,
@@ -171,6 +174,7 @@ impl Shard {
             drain_tx: RefCell::new(Some(drain_tx)),
             drain_rx,
             draining: Cell::new(false),
+            idle,
             open_connections: Cell::new(0),
             active_fills: Cell::new(0),
             boundary_seed: Cell::new((id as u64) << 48),
@@ -306,6 +310,15 @@ impl Shard {
     fn begin_drain(&self) {
         self.draining.set(true);
         self.drain_tx.borrow_mut().take();
+        self.idle.sweep(true);
+    }
+
+    /// Ends keep-alive waits past their timeout, every tick, until the shard has drained.
+    async fn idle_sweeper(self: Rc<Self>) {
+        while !self.disk_writer_stop.get() {
+            glommio::timer::sleep(self.idle.tick()).await;
+            self.idle.sweep(self.draining.get());
+        }
     }
 
     /// Serves messages from other shards until shutdown.
@@ -409,6 +422,7 @@ impl Shard {
         let _ = ready.send(Ok(()));
         glommio::spawn_local(self.clone().mesh_loop(inbox)).detach();
         glommio::spawn_local(self.clone().disk_writer()).detach();
+        glommio::spawn_local(self.clone().idle_sweeper()).detach();
         if self.id == 0 {
             glommio::spawn_local(self.clone().tls_reloader()).detach();
         }
