@@ -198,14 +198,47 @@ impl AsyncWrite for Transport {
 /// The byte stream an HTTP/2 connection runs over: a transport plus bytes already read from it
 /// (the h2c preface that was sniffed on a plaintext port), adapted to the tokio I/O traits the
 /// `h2` crate uses. No tokio runtime is involved: these are only poll functions.
+///
+/// Writes are combined: the `h2` crate writes each frame (and a DATA frame's payload) separately
+/// and flushes when it has nothing more to send, so the frames of many streams' responses leave in
+/// one send instead of two sends per response. At most `COMBINE_MAX` bytes wait here; everything
+/// is written out on flush.
 pub struct H2Io {
     prefix: bytes::Bytes,
     inner: Transport,
+    wbuf: Vec<u8>,
+    /// Bytes of `wbuf` already written.
+    wpos: usize,
 }
+
+/// Most bytes combined before they are written out.
+const COMBINE_MAX: usize = 64 * 1024;
 
 impl H2Io {
     pub fn new(inner: Transport, prefix: bytes::Bytes) -> Self {
-        H2Io { prefix, inner }
+        H2Io {
+            prefix,
+            inner,
+            wbuf: Vec::new(),
+            wpos: 0,
+        }
+    }
+
+    /// Writes out everything combined so far.
+    fn poll_write_combined(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.wpos < self.wbuf.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.wbuf[self.wpos..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => self.wpos += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -239,14 +272,34 @@ impl tokio::io::AsyncWrite for H2Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let me = self.get_mut();
+        if me.wbuf.len() + buf.len() > COMBINE_MAX {
+            match me.poll_write_combined(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+            if buf.len() >= COMBINE_MAX / 2 {
+                return Pin::new(&mut me.inner).poll_write(cx, buf);
+            }
+        }
+        me.wbuf.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let me = self.get_mut();
+        match me.poll_write_combined(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut me.inner).poll_flush(cx),
+            other => other,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+        let me = self.get_mut();
+        match me.poll_write_combined(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut me.inner).poll_close(cx),
+            other => other,
+        }
     }
 }
