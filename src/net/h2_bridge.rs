@@ -127,13 +127,18 @@ impl H2Stream {
                 continue; // 100 Continue and friends: not forwarded
             }
             let rest = buf.split();
-            let mut rb = http::Response::builder().status(head.status);
-            for (n, v) in head.headers.iter() {
-                if !connection_specific(n) {
-                    rb = rb.header(n, v);
+            // Names and values are handed over without copies (values share the head's buffer).
+            let mut fields = http::HeaderMap::with_capacity(head.headers.len());
+            for (n, v) in head.headers.into_entries() {
+                if !connection_specific(&n) {
+                    let name = http::HeaderName::from_bytes(&n).map_err(broken)?;
+                    let value = http::HeaderValue::from_maybe_shared(v).map_err(broken)?;
+                    fields.append(name, value);
                 }
             }
-            let resp = rb.body(()).map_err(broken)?;
+            let mut resp = http::Response::new(());
+            *resp.status_mut() = http::StatusCode::from_u16(head.status).map_err(broken)?;
+            *resp.headers_mut() = fields;
             let no_body = matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
             let respond = self
                 .respond
