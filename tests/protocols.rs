@@ -152,6 +152,14 @@ fn origin() -> Origin {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=300\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
             return Then::KeepAlive;
         }
+        if p.ends_with("/fields") {
+            return respond(
+                s,
+                "200 OK",
+                "Cache-Control: max-age=300\r\nContent-Type: text/x-verge\r\nX-Multi: a\r\nX-Multi: b\r\nETag: \"f1\"\r\n",
+                b"fields",
+            );
+        }
         if req.method == "POST" {
             return respond(s, "200 OK", "", &req.body);
         }
@@ -181,6 +189,46 @@ fn miss_then_hit_on_every_protocol() {
         assert!(b.header("connection").is_none() || p == Proto::H1 || p == Proto::TlsH1);
         assert_eq!(o.count(&path), 1, "{p:?}");
     }
+}
+
+/// A hit's fields, lowercased and in order, without those that differ per response or per
+/// protocol (Age, the TTL in Cache-Status, connection management).
+fn hit_fields(r: &Curl) -> Vec<(String, String)> {
+    r.headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .filter(|(n, _)| !["age", "cache-status", "connection", "keep-alive"].contains(&n.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_hit_carries_the_same_fields_on_every_protocol() {
+    let o = origin();
+    let v = start(&o);
+    let host = ["-H", "Host: fields.example"];
+    let miss = curl(&v, Proto::H1, "/f/fields", &host);
+    assert_eq!(miss.status, 200);
+    let reference = hit_fields(&curl(&v, Proto::H1, "/f/fields", &host));
+    assert!(reference.contains(&("x-multi".into(), "a".into())));
+    assert!(reference.contains(&("x-multi".into(), "b".into())));
+    assert!(reference.contains(&("content-length".into(), "6".into())));
+    assert!(reference.contains(&("x-cache".into(), "Hit from verge".into())));
+    for p in ALL {
+        for extra in [&[][..], &["-I"][..]] {
+            let mut args = host.to_vec();
+            args.extend_from_slice(extra);
+            let r = curl(&v, p, "/f/fields", &args);
+            assert_eq!((r.exit, r.status), (0, 200), "{p:?} {extra:?}");
+            assert_eq!(hit_fields(&r), reference, "{p:?} {extra:?}");
+            let cs = r.header("cache-status").unwrap();
+            assert!(cs.starts_with("verge; hit; ttl="), "{p:?}: {cs}");
+            assert!(r.header("age").unwrap().parse::<u64>().is_ok(), "{p:?}");
+            if extra.is_empty() {
+                assert_eq!(r.body, b"fields", "{p:?}");
+            }
+        }
+    }
+    assert_eq!(o.count("/f/fields"), 1);
 }
 
 #[test]

@@ -94,6 +94,9 @@ pub struct ResponseMeta {
     /// fields (Age, Cache-Status, X-Cache, Via, Connection) are appended when a response is written.
     pub head: Bytes,
     pub vary: VarySpec,
+    /// `headers` as an HTTP/2 field map, built on the first HTTP/2 hit (`None` inside: some field
+    /// cannot be carried by HTTP/2).
+    h2_fields: std::sync::OnceLock<Option<http::HeaderMap>>,
 }
 
 impl ResponseMeta {
@@ -107,7 +110,16 @@ impl ResponseMeta {
             headers,
             head: Bytes::from(out),
             vary,
+            h2_fields: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The stored fields as an HTTP/2 field map (built once per object), or `None` when one of
+    /// them cannot be sent over HTTP/2.
+    pub fn h2_fields(&self) -> Option<&http::HeaderMap> {
+        self.h2_fields
+            .get_or_init(|| crate::http::h2_fields::from_headers(&self.headers))
+            .as_ref()
     }
 }
 
@@ -166,11 +178,16 @@ impl PartialSpan {
     }
 }
 
+/// What one field costs in an HTTP/2 field map: its name, its value and the map's bookkeeping.
+const H2_FIELD_CHARGE: usize = std::mem::size_of::<(http::HeaderName, http::HeaderValue)>() + 16;
+
 impl StoredObject {
     /// Bytes charged to the RAM budget for this object (head, fields, body; the tier adds its own overhead).
+    /// The HTTP/2 field map, built later on the first HTTP/2 hit, is charged up front.
     pub fn charge(&self, key_bytes: usize) -> u64 {
         (self.meta.head.len()
             + self.meta.headers.heap_bytes()
+            + self.meta.headers.len() * H2_FIELD_CHARGE
             + key_bytes
             + self.body.len() * std::mem::size_of::<Bytes>()
             + std::mem::size_of::<Self>()

@@ -80,6 +80,11 @@ impl Headers {
         self.entries.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
     }
 
+    /// The fields as (name, value) pairs, sharing the buffers they were parsed from.
+    pub fn entries(&self) -> &[(Bytes, Bytes)] {
+        &self.entries
+    }
+
     /// The fields as received, names and values sharing the head's buffer.
     pub fn into_entries(self) -> Vec<(Bytes, Bytes)> {
         self.entries

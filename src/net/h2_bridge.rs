@@ -15,6 +15,7 @@
 
 use crate::http::chunked::{write_chunk_header, ChunkedDecoder, ChunkedEvent, CHUNK_TRAILER};
 use crate::http::framing::{BodyFraming, HeadLimits};
+use crate::http::h2_fields::connection_specific;
 use crate::http::response::parse_response;
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncWrite};
@@ -24,6 +25,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Where the response written so far stands.
 enum Resp {
@@ -63,19 +65,6 @@ fn broken(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())
 }
 
-/// Fields that are meaningless or forbidden in HTTP/2 (RFC 9113 §8.2.2).
-fn connection_specific(name: &[u8]) -> bool {
-    [
-        &b"connection"[..],
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-    ]
-    .iter()
-    .any(|n| name.eq_ignore_ascii_case(n))
-}
-
 impl H2Stream {
     /// `chunk_request`: the request body has no Content-Length and is handed up chunked-encoded.
     pub fn new(
@@ -103,6 +92,60 @@ impl H2Stream {
             ended: false,
             reset_sent: false,
         }
+    }
+
+    /// Sends a response head built by the caller (the HTTP/2 hit path), in place of an HTTP/1.1 head
+    /// written to this stream. `body_len`: the body that follows through `send_body`; 0 ends the
+    /// stream with the HEADERS.
+    pub fn send_head(
+        &mut self,
+        status: u16,
+        fields: http::HeaderMap,
+        body_len: u64,
+    ) -> io::Result<()> {
+        if !matches!(&self.resp, Resp::Head(b) if b.is_empty()) {
+            return Err(broken("response head already started"));
+        }
+        let mut resp = http::Response::new(());
+        *resp.status_mut() = http::StatusCode::from_u16(status).map_err(broken)?;
+        *resp.headers_mut() = fields;
+        let respond = self
+            .respond
+            .as_mut()
+            .ok_or_else(|| broken("response sent twice"))?;
+        let send = respond.send_response(resp, body_len == 0).map_err(broken)?;
+        self.respond = None;
+        self.send = Some(send);
+        self.resp = if body_len == 0 {
+            self.ended = true;
+            Resp::Done
+        } else {
+            Resp::Length(body_len)
+        };
+        Ok(())
+    }
+
+    /// Sends one piece of the body announced by `send_head`, without copying it, waiting at most
+    /// `timeout` for the viewer's flow-control window. The piece that completes the body ends the
+    /// stream.
+    pub async fn send_body(&mut self, piece: Bytes, timeout: Duration) -> io::Result<()> {
+        let Resp::Length(rem) = &mut self.resp else {
+            return Err(broken("no body expected"));
+        };
+        if piece.len() as u64 > *rem {
+            return Err(broken("body longer than announced"));
+        }
+        *rem -= piece.len() as u64;
+        if *rem == 0 {
+            self.resp = Resp::Done;
+            self.end_after_pending = true;
+        }
+        self.pending.push_back(piece);
+        super::transport::with_timeout(
+            timeout,
+            futures_lite::future::poll_fn(|cx| self.poll_drain(cx)),
+        )
+        .await
     }
 
     /// Parses the response head once complete and sends it; leftover bytes go to the body.

@@ -44,6 +44,14 @@ impl Transport {
         }
     }
 
+    /// The HTTP/2 stream, when this transport is one.
+    pub fn h2_mut(&mut self) -> Option<&mut H2Stream> {
+        match self {
+            Transport::H2(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The TCP socket under this transport, if it has one of its own.
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {

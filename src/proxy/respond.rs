@@ -14,7 +14,7 @@ use crate::http::headers::{trim_ows, Headers};
 use crate::http::hop::VIA;
 use crate::http::range::{self, RangeDecision};
 use crate::http::request::{RequestHead, Version};
-use crate::http::write::{field, number_field, simple_response, status_line};
+use crate::http::write::{field, number_field, simple_response, status_line, FieldSink};
 use crate::net::conn::ViewerConn;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -30,10 +30,15 @@ pub fn body_allowed(status: u16) -> bool {
 }
 
 /// Appends the per-response fields every answer carries, then `Connection: close` if asked.
-pub fn cache_fields(out: &mut Vec<u8>, shard: &Shard, cache_status: &[u8], hit: bool, close: bool) {
-    field(out, "Cache-Status", cache_status);
-    field(
-        out,
+pub fn cache_fields(
+    out: &mut impl FieldSink,
+    shard: &Shard,
+    cache_status: &[u8],
+    hit: bool,
+    close: bool,
+) {
+    out.field("Cache-Status", cache_status);
+    out.field(
         "X-Cache",
         if hit {
             b"Hit from verge"
@@ -41,12 +46,12 @@ pub fn cache_fields(out: &mut Vec<u8>, shard: &Shard, cache_status: &[u8], hit: 
             b"Miss from verge"
         },
     );
-    field(out, "Via", VIA);
+    out.field("Via", VIA);
     if shard.cfg.server.shard_header {
-        number_field(out, "X-Verge-Shard", shard.id as u64);
+        out.number_field("X-Verge-Shard", shard.id as u64);
     }
     if close {
-        field(out, "Connection", b"close");
+        out.field("Connection", b"close");
     }
 }
 
@@ -118,6 +123,12 @@ pub async fn hit(
     } else {
         RangeDecision::Full
     };
+    if matches!(ranges, RangeDecision::Full) && vc.stream.h2_mut().is_some() {
+        if let Some(fields) = obj.meta.h2_fields() {
+            return h2_full_hit(shard, vc, req, obj, fields, age.as_secs(), &cs).await;
+        }
+    }
+    let out = &mut vc.out;
     // The head, and the pieces of body to send.
     let body: Vec<Bytes> = match ranges {
         RangeDecision::Full => {
@@ -172,6 +183,50 @@ pub async fn hit(
     if req.method != crate::http::request::Method::Head && body_allowed(obj.meta.status) {
         for chunk in &body {
             if vc.send(chunk).await.is_err() {
+                return After::Close;
+            }
+        }
+    }
+    After::KeepAlive
+}
+
+/// A whole stored object over HTTP/2: the HEADERS come from the object's cached field map and the
+/// body pieces are handed to the stream without copies (no HTTP/1.1 head is written or parsed).
+/// The fields are those the HTTP/1.1 path writes for the same hit.
+async fn h2_full_hit(
+    shard: &Shard,
+    vc: &mut ViewerConn,
+    req: &RequestHead,
+    obj: &StoredObject,
+    stored: &http::HeaderMap,
+    age_secs: u64,
+    cache_status: &[u8],
+) -> After {
+    let mut fields = stored.clone();
+    let with_body = body_allowed(obj.meta.status);
+    if with_body {
+        fields.number_field("Content-Length", obj.body_len);
+    }
+    fields.number_field("Age", age_secs);
+    cache_fields(&mut fields, shard, cache_status, true, false);
+    let send_len = if with_body && req.method != crate::http::request::Method::Head {
+        obj.body_len
+    } else {
+        0
+    };
+    let timeout = shard.cfg.http.write_timeout.get();
+    if vc.flush().await.is_err() {
+        return After::Close;
+    }
+    let Some(h2) = vc.stream.h2_mut() else {
+        return After::Close;
+    };
+    if h2.send_head(obj.meta.status, fields, send_len).is_err() {
+        return After::Close;
+    }
+    if send_len > 0 {
+        for piece in obj.body.iter().filter(|p| !p.is_empty()) {
+            if h2.send_body(piece.clone(), timeout).await.is_err() {
                 return After::Close;
             }
         }
