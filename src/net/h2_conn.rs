@@ -10,7 +10,7 @@
 
 use super::conn::{OpenGuard, ViewerConn};
 use super::h2_bridge::H2Stream;
-use super::transport::{H2Io, Transport};
+use super::transport::{H2Flush, H2Io, Transport};
 use crate::http::request::parse_request;
 use crate::http::write::simple_response;
 use crate::proxy;
@@ -21,6 +21,7 @@ use h2::RecvStream;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 /// The connection preface a prior-knowledge (h2c) client sends first (RFC 9113 §3.4).
@@ -57,7 +58,9 @@ pub(crate) async fn serve_inner(
         .max_concurrent_reset_streams(h.max_concurrent_reset_streams)
         .max_pending_accept_reset_streams(h.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(h.max_local_error_reset_streams));
-    let handshake = builder.handshake::<_, Bytes>(H2Io::new(io, prefix));
+    let io = H2Io::new(io, prefix);
+    let flusher = io.flusher();
+    let handshake = builder.handshake::<_, Bytes>(io);
     let timeout = shard.cfg.http.header_read_timeout.get();
     let mut conn = match futures_lite::future::or(async { Some(handshake.await) }, async {
         glommio::timer::sleep(timeout).await;
@@ -76,8 +79,13 @@ pub(crate) async fn serve_inner(
     // fill); past twice the stream limit, stop reading this connection until they drain, so a
     // reset flood cannot run unbounded work.
     let max_tasks = 2 * h.max_concurrent_streams as usize;
-    loop {
+    // From here on, responses are written out when the connection task has nothing left to do.
+    flusher.defer(true);
+    'serve: loop {
         while open_streams.get() >= max_tasks {
+            if flusher.flush().await.is_err() {
+                break 'serve;
+            }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
         let next = futures_lite::future::or(async { Some(conn.accept().await) }, async {
@@ -93,8 +101,10 @@ pub(crate) async fn serve_inner(
             )
             .await;
             None
-        })
-        .await;
+        });
+        let Ok(next) = flush_while_waiting(&flusher, next).await else {
+            break;
+        };
         match next {
             Some(Some(Ok((req, respond)))) => {
                 served += 1;
@@ -121,10 +131,31 @@ pub(crate) async fn serve_inner(
             }
         }
     }
+    let _ =
+        super::transport::with_timeout(shard.cfg.http.write_timeout.get(), flusher.flush()).await;
     // Let stream tasks that still hold handles finish (bounded by their own timeouts).
     while open_streams.get() > 0 {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Runs `fut`; whenever it has to wait, first writes out what the connection has combined so far,
+/// so every response queued since the last wait leaves in one send. A write error ends it.
+async fn flush_while_waiting<T>(
+    flusher: &H2Flush,
+    fut: impl std::future::Future<Output = T>,
+) -> std::io::Result<T> {
+    let mut fut = std::pin::pin!(fut);
+    futures_lite::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match flusher.poll_flush(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Rebuilds the HTTP/1.1 head of an HTTP/2 request (RFC 9113 §8.3.1: `:authority` becomes Host,

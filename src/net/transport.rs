@@ -12,8 +12,10 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::AsyncWriteExt;
 use futures_rustls::server::TlsStream;
 use glommio::net::TcpStream;
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -208,15 +210,24 @@ impl AsyncWrite for Transport {
 /// `h2` crate uses. No tokio runtime is involved: these are only poll functions.
 ///
 /// Writes are combined: the `h2` crate writes each frame (and a DATA frame's payload) separately
-/// and flushes when it has nothing more to send, so the frames of many streams' responses leave in
-/// one send instead of two sends per response. At most `COMBINE_MAX` bytes wait here; everything
-/// is written out on flush.
-pub struct H2Io {
+/// and flushes after every frame whose payload it does not copy, so left alone it would send once
+/// per response. Once `H2Flush::defer` is on, a flush only marks the bytes as due, and the
+/// connection task writes them out through its `H2Flush` when it has nothing more to do (every
+/// response its streams queued meanwhile leaves in one send). At most `COMBINE_MAX` bytes wait;
+/// shutdown always writes everything out first.
+pub struct H2Io(Rc<RefCell<H2IoState>>);
+
+/// The connection task's handle on its `H2Io`'s combined writes.
+pub struct H2Flush(Rc<RefCell<H2IoState>>);
+
+struct H2IoState {
     prefix: bytes::Bytes,
     inner: Transport,
     wbuf: Vec<u8>,
     /// Bytes of `wbuf` already written.
     wpos: usize,
+    /// Flushes leave the bytes for `H2Flush::poll_flush`.
+    defer: bool,
 }
 
 /// Most bytes combined before they are written out.
@@ -224,14 +235,39 @@ const COMBINE_MAX: usize = 64 * 1024;
 
 impl H2Io {
     pub fn new(inner: Transport, prefix: bytes::Bytes) -> Self {
-        H2Io {
+        H2Io(Rc::new(RefCell::new(H2IoState {
             prefix,
             inner,
             wbuf: Vec::new(),
             wpos: 0,
-        }
+            defer: false,
+        })))
     }
 
+    /// The handle that writes out deferred bytes.
+    pub fn flusher(&self) -> H2Flush {
+        H2Flush(self.0.clone())
+    }
+}
+
+impl H2Flush {
+    /// Turns deferred flushing on (after the handshake) or off.
+    pub fn defer(&self, on: bool) {
+        self.0.borrow_mut().defer = on;
+    }
+
+    /// Writes out every combined byte and flushes the transport.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.borrow_mut().poll_flush_all(cx)
+    }
+
+    /// `poll_flush` as a future.
+    pub async fn flush(&self) -> io::Result<()> {
+        futures_lite::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+}
+
+impl H2IoState {
     /// Writes out everything combined so far.
     fn poll_write_combined(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.wpos < self.wbuf.len() {
@@ -248,6 +284,13 @@ impl H2Io {
         self.wpos = 0;
         Poll::Ready(Ok(()))
     }
+
+    fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.poll_write_combined(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
 }
 
 impl tokio::io::AsyncRead for H2Io {
@@ -256,10 +299,11 @@ impl tokio::io::AsyncRead for H2Io {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
+        let mut me = self.0.borrow_mut();
         if !me.prefix.is_empty() {
             let n = me.prefix.len().min(buf.remaining());
-            buf.put_slice(&me.prefix.split_to(n));
+            let head = me.prefix.split_to(n);
+            buf.put_slice(&head);
             return Poll::Ready(Ok(()));
         }
         let dst = buf.initialize_unfilled();
@@ -280,7 +324,7 @@ impl tokio::io::AsyncWrite for H2Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
+        let mut me = self.0.borrow_mut();
         if me.wbuf.len() + buf.len() > COMBINE_MAX {
             match me.poll_write_combined(cx) {
                 Poll::Ready(Ok(())) => {}
@@ -296,15 +340,15 @@ impl tokio::io::AsyncWrite for H2Io {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        match me.poll_write_combined(cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut me.inner).poll_flush(cx),
-            other => other,
+        let mut me = self.0.borrow_mut();
+        if me.defer {
+            return Poll::Ready(Ok(()));
         }
+        me.poll_flush_all(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
+        let mut me = self.0.borrow_mut();
         match me.poll_write_combined(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut me.inner).poll_close(cx),
             other => other,
