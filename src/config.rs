@@ -112,6 +112,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Accept queue length per listener and shard (capped by net.core.somaxconn).
     pub listen_backlog: u32,
+    /// A viewer whose handshake RTT is below this many microseconds is "near" (`net::send_buffer`).
+    pub near_viewer_rtt_us: u64,
+    /// Fixed send buffer for near viewers (0: leave every socket to the kernel's autotuning).
+    pub near_viewer_send_buffer: ByteSize,
     pub drain_timeout: Millis,
     pub io_memory: ByteSize,
     pub shard_header: bool,
@@ -182,6 +186,8 @@ impl Default for ServerConfig {
             shards: 0,
             max_connections: 100_000,
             listen_backlog: 4096,
+            near_viewer_rtt_us: 250,
+            near_viewer_send_buffer: ByteSize(256 << 10),
             drain_timeout: Millis(10_000),
             io_memory: ByteSize(512 << 10),
             shard_header: false,
@@ -320,6 +326,12 @@ impl Config {
         }
         if s.listen_backlog == 0 {
             return Err(invalid("server.listen_backlog", "must be at least 1"));
+        }
+        if s.near_viewer_send_buffer.0 > i32::MAX as u64 / 2 {
+            return Err(invalid(
+                "server.near_viewer_send_buffer",
+                "must be below 1 GiB",
+            ));
         }
         crate::net::policy::Policy::parse(&s.viewer_protocol_policy)
             .map_err(|e| invalid("server.viewer_protocol_policy", e))?;

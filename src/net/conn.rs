@@ -134,10 +134,17 @@ enum HeadOutcome {
     H2c,
 }
 
-/// Prepares an accepted socket: no Nagle delay, the write timeout.
+/// Prepares an accepted socket: no Nagle delay, the write timeout, and a fixed send buffer for a
+/// near viewer (`net::send_buffer`).
 pub fn prepare_socket(shard: &Shard, stream: &glommio::net::TcpStream) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.cfg.http.write_timeout.get()));
+    let s = &shard.cfg.server;
+    super::send_buffer::fit_to_rtt(
+        std::os::fd::AsRawFd::as_raw_fd(stream),
+        Duration::from_micros(s.near_viewer_rtt_us),
+        s.near_viewer_send_buffer.0,
+    );
 }
 
 /// Serves one viewer HTTP/1.x connection (plain or TLS) to its end; a cleartext connection that
