@@ -187,7 +187,7 @@ impl Default for ServerConfig {
             max_connections: 100_000,
             listen_backlog: 4096,
             near_viewer_rtt_us: 250,
-            near_viewer_send_buffer: ByteSize(256 << 10),
+            near_viewer_send_buffer: ByteSize(512 << 10),
             drain_timeout: Millis(10_000),
             io_memory: ByteSize(512 << 10),
             shard_header: false,
