@@ -1,7 +1,8 @@
 //! HTTP/2 abuse against the real binary, with hand-built frames on a raw socket (h2c prior
 //! knowledge): rapid reset, CONTINUATION floods, SETTINGS floods, zero-window stalls, and one bad
 //! stream among good ones. Each attack must end with a bounded cost (GOAWAY, RST_STREAM or a closed
-//! connection) while another viewer is still served promptly.
+//! connection) while another viewer is still served promptly. One more test checks that the combined
+//! writes never hold back a quiet connection's PING ACK or response.
 
 mod common;
 use common::*;
@@ -14,9 +15,11 @@ const DATA: u8 = 0;
 const HEADERS: u8 = 1;
 const RST_STREAM: u8 = 3;
 const SETTINGS: u8 = 4;
+const PING: u8 = 6;
 const GOAWAY: u8 = 7;
 const CONTINUATION: u8 = 9;
 const END_STREAM: u8 = 1;
+const ACK: u8 = 1;
 const END_HEADERS: u8 = 4;
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -298,4 +301,55 @@ fn one_reset_stream_does_not_hurt_its_siblings() {
         .collect();
     assert_eq!(body, b"/slow/b");
     assert!(!frames.iter().any(|f| f.0 == GOAWAY));
+}
+
+/// Verge combines a connection's frames and writes them when the connection has nothing left to
+/// do: a PING on a quiet connection is acknowledged at once, and a lone request's response is not
+/// held back waiting for more requests.
+#[test]
+fn quiet_connection_gets_its_ping_ack_and_responses_at_once() {
+    let o = origin();
+    let v = Verge::start(&o.url(), "");
+    let mut s = connect(&v, &[]);
+    let start = Instant::now();
+    s.write_all(&frame(PING, 0, 0, b"verge-01")).unwrap();
+    let (frames, _) = read_frames(&mut s, Duration::from_secs(5), |k, f, _, p| {
+        k == PING && f & ACK != 0 && p == b"verge-01"
+    });
+    assert!(
+        frames.iter().any(|f| f.0 == PING && f.1 & ACK != 0),
+        "no PING ACK: {:?}",
+        frames.iter().map(|f| (f.0, f.1)).collect::<Vec<_>>()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // A miss, then the same URL as a hit, one request at a time on the same connection.
+    for (i, id) in [1u32, 3].into_iter().enumerate() {
+        let start = Instant::now();
+        s.write_all(&frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &get_block("/quiet"),
+        ))
+        .unwrap();
+        let mut body = Vec::new();
+        let (frames, closed) = read_frames(&mut s, Duration::from_secs(5), |k, f, sid, p| {
+            if sid == id && k == DATA {
+                body.extend_from_slice(p);
+            }
+            sid == id && (k == DATA || k == HEADERS) && f & END_STREAM != 0
+        });
+        assert!(!closed, "request {i}: connection closed");
+        assert_eq!(body, b"/quiet", "request {i}: {:?}", frames.len());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "request {i}: {:?}",
+            start.elapsed()
+        );
+    }
+    assert_eq!(o.count("/quiet"), 1);
 }
