@@ -10,7 +10,7 @@ use super::write::FieldSink;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Fields that are meaningless or forbidden in HTTP/2 (RFC 9113 §8.2.2).
-pub fn connection_specific(name: &[u8]) -> bool {
+fn connection_specific(name: &[u8]) -> bool {
     [
         &b"connection"[..],
         b"keep-alive",

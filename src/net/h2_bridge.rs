@@ -7,7 +7,8 @@
 //! produced: its head becomes a HEADERS frame (connection-specific fields dropped, RFC 9113 §8.2.2),
 //! its body (Content-Length, chunked or close-delimited) becomes DATA frames sent only as the peer's
 //! flow-control window allows, so a stalled viewer stalls its writer (and the writer's timeout ends
-//! it) instead of growing a buffer.
+//! it) instead of growing a buffer. A whole-object hit may skip the HTTP/1.1 head: `send_head`
+//! takes its fields ready-made and `send_body` its stored body pieces, without copies.
 //!
 //! Invariants: END_STREAM is sent only after a complete body (all declared bytes, or the last
 //! chunk); closing the stream earlier resets it (RST_STREAM INTERNAL_ERROR), so a cut fill is never
@@ -15,7 +16,7 @@
 
 use crate::http::chunked::{write_chunk_header, ChunkedDecoder, ChunkedEvent, CHUNK_TRAILER};
 use crate::http::framing::{BodyFraming, HeadLimits};
-use crate::http::h2_fields::connection_specific;
+use crate::http::h2_fields::from_headers;
 use crate::http::response::parse_response;
 use bytes::{Bytes, BytesMut};
 use futures_lite::io::{AsyncRead, AsyncWrite};
@@ -106,6 +107,17 @@ impl H2Stream {
         if !matches!(&self.resp, Resp::Head(b) if b.is_empty()) {
             return Err(broken("response head already started"));
         }
+        self.send_headers(status, fields, body_len == 0)?;
+        self.resp = if body_len == 0 {
+            Resp::Done
+        } else {
+            Resp::Length(body_len)
+        };
+        Ok(())
+    }
+
+    /// Sends the HEADERS frame (with END_STREAM when `end`), after which the body goes to `send`.
+    fn send_headers(&mut self, status: u16, fields: http::HeaderMap, end: bool) -> io::Result<()> {
         let mut resp = http::Response::new(());
         *resp.status_mut() = http::StatusCode::from_u16(status).map_err(broken)?;
         *resp.headers_mut() = fields;
@@ -113,15 +125,10 @@ impl H2Stream {
             .respond
             .as_mut()
             .ok_or_else(|| broken("response sent twice"))?;
-        let send = respond.send_response(resp, body_len == 0).map_err(broken)?;
+        let send = respond.send_response(resp, end).map_err(broken)?;
         self.respond = None;
         self.send = Some(send);
-        self.resp = if body_len == 0 {
-            self.ended = true;
-            Resp::Done
-        } else {
-            Resp::Length(body_len)
-        };
+        self.ended = end;
         Ok(())
     }
 
@@ -170,31 +177,13 @@ impl H2Stream {
                 continue; // 100 Continue and friends: not forwarded
             }
             let rest = buf.split();
-            // Names and values are handed over without copies (values share the head's buffer).
-            let mut fields = http::HeaderMap::with_capacity(head.headers.len());
-            for (n, v) in head.headers.into_entries() {
-                if !connection_specific(&n) {
-                    let name = http::HeaderName::from_bytes(&n).map_err(broken)?;
-                    let value = http::HeaderValue::from_maybe_shared(v).map_err(broken)?;
-                    fields.append(name, value);
-                }
-            }
-            let mut resp = http::Response::new(());
-            *resp.status_mut() = http::StatusCode::from_u16(head.status).map_err(broken)?;
-            *resp.headers_mut() = fields;
+            // Values share the head's buffer.
+            let fields = from_headers(&head.headers)
+                .ok_or_else(|| broken("a response field HTTP/2 cannot carry"))?;
             let no_body = matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
-            let respond = self
-                .respond
-                .as_mut()
-                .ok_or_else(|| broken("response sent twice"))?;
-            let send = respond.send_response(resp, no_body).map_err(broken)?;
-            self.respond = None;
-            self.send = Some(send);
+            self.send_headers(head.status, fields, no_body)?;
             self.resp = match head.framing {
-                _ if no_body => {
-                    self.ended = true;
-                    Resp::Done
-                }
+                _ if no_body => Resp::Done,
                 BodyFraming::Length(n) => Resp::Length(n),
                 BodyFraming::Chunked => Resp::Chunked(ChunkedDecoder::new(), BytesMut::new()),
                 _ => Resp::UntilClose,

@@ -80,7 +80,7 @@ pub(crate) async fn serve_inner(
     // reset flood cannot run unbounded work.
     let max_tasks = 2 * h.max_concurrent_streams as usize;
     // From here on, responses are written out when the connection task has nothing left to do.
-    flusher.defer(true);
+    flusher.defer();
     'serve: loop {
         while open_streams.get() >= max_tasks {
             if flusher.flush().await.is_err() {

@@ -251,9 +251,9 @@ impl H2Io {
 }
 
 impl H2Flush {
-    /// Turns deferred flushing on (after the handshake) or off.
-    pub fn defer(&self, on: bool) {
-        self.0.borrow_mut().defer = on;
+    /// From now on (after the handshake), flushes leave the bytes for `poll_flush`.
+    pub fn defer(&self) {
+        self.0.borrow_mut().defer = true;
     }
 
     /// Writes out every combined byte and flushes the transport.

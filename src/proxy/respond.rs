@@ -16,6 +16,7 @@ use crate::http::range::{self, RangeDecision};
 use crate::http::request::{RequestHead, Version};
 use crate::http::write::{field, number_field, simple_response, status_line, FieldSink};
 use crate::net::conn::ViewerConn;
+use crate::net::h2_bridge::H2Stream;
 use crate::shard::Shard;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -123,10 +124,11 @@ pub async fn hit(
     } else {
         RangeDecision::Full
     };
-    if matches!(ranges, RangeDecision::Full) && vc.stream.h2_mut().is_some() {
-        if let Some(fields) = obj.meta.h2_fields() {
-            return h2_full_hit(shard, vc, req, obj, fields, age.as_secs(), &cs).await;
-        }
+    if let (RangeDecision::Full, Some(h2), Some(fields)) =
+        (&ranges, vc.stream.h2_mut(), obj.meta.h2_fields())
+    {
+        debug_assert!(vc.out.is_empty(), "nothing is written before a hit's head");
+        return h2_full_hit(shard, h2, req, obj, fields, age.as_secs(), &cs).await;
     }
     let out = &mut vc.out;
     // The head, and the pieces of body to send.
@@ -195,7 +197,7 @@ pub async fn hit(
 /// The fields are those the HTTP/1.1 path writes for the same hit.
 async fn h2_full_hit(
     shard: &Shard,
-    vc: &mut ViewerConn,
+    h2: &mut H2Stream,
     req: &RequestHead,
     obj: &StoredObject,
     stored: &http::HeaderMap,
@@ -214,21 +216,13 @@ async fn h2_full_hit(
     } else {
         0
     };
-    let timeout = shard.cfg.http.write_timeout.get();
-    if vc.flush().await.is_err() {
-        return After::Close;
-    }
-    let Some(h2) = vc.stream.h2_mut() else {
-        return After::Close;
-    };
     if h2.send_head(obj.meta.status, fields, send_len).is_err() {
         return After::Close;
     }
-    if send_len > 0 {
-        for piece in obj.body.iter().filter(|p| !p.is_empty()) {
-            if h2.send_body(piece.clone(), timeout).await.is_err() {
-                return After::Close;
-            }
+    let timeout = shard.cfg.http.write_timeout.get();
+    for piece in obj.body.iter().filter(|p| send_len > 0 && !p.is_empty()) {
+        if h2.send_body(piece.clone(), timeout).await.is_err() {
+            return After::Close;
         }
     }
     After::KeepAlive
