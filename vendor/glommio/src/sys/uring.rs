@@ -1238,6 +1238,8 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    // Verge: when the armed latency timer expires (see `keep_latency_timer`).
+    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1369,6 +1371,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1830,22 +1833,30 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // Verge: upstream cancels and re-arms both preemption timers on every
+        // pass, which is two cancellations and three new requests per loop of
+        // the executor; on a serving shard that loops every few requests. A
+        // timer that is still armed is kept instead: the throughput timer
+        // until it fires, the latency timer while it fires no later than a
+        // fresh one would (see `keep_latency_timer`).
+        let now = Instant::now();
+        if preempt_timer().is_none() {
+            // About to park: keep the latency timer only if it can serve as the
+            // user timer's wake-up; otherwise cancel it, as upstream does.
+            let keep = matches!(user_timer, Some(dur) if self.keep_latency_timer(now, dur));
+            if !keep {
+                self.latency_preemption_deadline.set(None);
+                drop(self.latency_preemption_timeout_src.take());
+            }
+        }
+        if !Self::armed(&self.throughput_preemption_timeout_src) {
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1866,10 +1877,13 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
+            // Verge: a latency timer kept above already fires by the user
+            // timer's deadline.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                if !Self::armed(&self.latency_preemption_timeout_src) {
+                    self.arm_latency_timer(&mut lat_ring, now, dur);
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1896,8 +1910,11 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            let now = Instant::now();
+            if !self.keep_latency_timer(now, preempt) {
+                self.arm_latency_timer(&mut lat_ring, now, preempt);
+                flush_cancellations!(into &mut 0; lat_ring);
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
@@ -1909,6 +1926,40 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// Verge: whether a timer source is still waiting in the kernel (not
+    /// fired, not cancelled).
+    fn armed(slot: &Cell<Option<Source>>) -> bool {
+        match slot.take() {
+            Some(src) if src.result().is_none() => {
+                slot.set(Some(src));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Verge: whether the armed latency timer can stay: it fires no later
+    /// than `now + dur`, so it wakes or preempts the executor at least as
+    /// early as a new timer for `dur` would. Preempting early only ends the
+    /// current task queue's turn sooner; it never delays anything.
+    fn keep_latency_timer(&self, now: Instant, dur: Duration) -> bool {
+        match self.latency_preemption_deadline.get() {
+            Some(deadline) if Self::armed(&self.latency_preemption_timeout_src) => {
+                deadline <= now + dur
+            }
+            _ => false,
+        }
+    }
+
+    /// Verge: replaces the latency timer with one that fires `dur` from
+    /// `now`. An armed one is cancelled; the caller flushes cancellations.
+    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, now: Instant, dur: Duration) {
+        drop(self.latency_preemption_timeout_src.take());
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+        self.latency_preemption_deadline.set(Some(now + dur));
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
