@@ -135,6 +135,13 @@ pub(crate) struct InnerSource {
 }
 
 impl InnerSource {
+    /// Verge: whether anyone reads this source's queue/submit/fulfil
+    /// timestamps (only sources with a latency collector do). Upstream takes
+    /// all three clock readings for every request.
+    pub(crate) fn times_io(&self) -> bool {
+        matches!(self.stats_collection, Some(StatsCollection { latency: Some(_), .. }))
+    }
+
     pub(crate) fn update_source_type(&mut self, source_type: SourceType) -> SourceType {
         std::mem::replace(&mut self.source_type, source_type)
     }
