@@ -256,6 +256,12 @@ impl H2Flush {
         self.0.borrow_mut().defer = true;
     }
 
+    /// Whether combined bytes are waiting to be written.
+    pub fn has_pending(&self) -> bool {
+        let me = self.0.borrow();
+        me.wpos < me.wbuf.len()
+    }
+
     /// Writes out every combined byte and flushes the transport.
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.borrow_mut().poll_flush_all(cx)
