@@ -140,33 +140,21 @@ pub(crate) async fn serve_inner(
 }
 
 /// Runs `fut`; whenever it has to wait, first writes out what the connection has combined so far,
-/// so every response queued since the last wait leaves in one send. A write error ends it.
-///
-/// When that write empties the buffer, `fut` is polled again: the connection may have been
-/// waiting to add frames to the full buffer, and the wake-up it registered then belonged to the
-/// socket's writability, which this write has used up. Without the re-poll, a large body could
-/// stall until the viewer sent something.
+/// so every response queued since the last wait leaves in one send. A write error ends it. (A frame
+/// write that waited for that buffer is woken by the flush: `H2Flush::poll_flush`.)
 async fn flush_while_waiting<T>(
     flusher: &H2Flush,
     fut: impl std::future::Future<Output = T>,
 ) -> std::io::Result<T> {
-    // Re-polls in one wake-up before yielding to the connection's other work and other tasks.
-    const MAX_ROUNDS: usize = 16;
     let mut fut = std::pin::pin!(fut);
     futures_lite::future::poll_fn(|cx| {
-        for _ in 0..MAX_ROUNDS {
-            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Ok(v));
-            }
-            let had_bytes = flusher.has_pending();
-            match flusher.poll_flush(cx) {
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) if had_bytes => continue,
-                _ => return Poll::Pending,
-            }
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        match flusher.poll_flush(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
+        }
     })
     .await
 }

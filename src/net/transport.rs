@@ -228,6 +228,10 @@ struct H2IoState {
     wpos: usize,
     /// Flushes leave the bytes for `H2Flush::poll_flush`.
     defer: bool,
+    /// The writer whose last write had to wait. Its wake-up rode on the socket's writability, and a
+    /// successful send through `H2Flush` uses that up (glommio drops the poll with its waiter), so
+    /// `H2Flush::poll_flush` wakes it once the bytes are out.
+    blocked_writer: Option<std::task::Waker>,
 }
 
 /// Most bytes combined before they are written out.
@@ -241,6 +245,7 @@ impl H2Io {
             wbuf: Vec::new(),
             wpos: 0,
             defer: false,
+            blocked_writer: None,
         })))
     }
 
@@ -256,15 +261,17 @@ impl H2Flush {
         self.0.borrow_mut().defer = true;
     }
 
-    /// Whether combined bytes are waiting to be written.
-    pub fn has_pending(&self) -> bool {
-        let me = self.0.borrow();
-        me.wpos < me.wbuf.len()
-    }
-
-    /// Writes out every combined byte and flushes the transport.
+    /// Writes out every combined byte and flushes the transport; then a writer that had to wait is
+    /// woken to go on.
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.borrow_mut().poll_flush_all(cx)
+        let mut me = self.0.borrow_mut();
+        let done = me.poll_flush_all(cx);
+        if done.is_ready() {
+            if let Some(w) = me.blocked_writer.take() {
+                w.wake();
+            }
+        }
+        done
     }
 
     /// `poll_flush` as a future.
@@ -289,6 +296,22 @@ impl H2IoState {
         self.wbuf.clear();
         self.wpos = 0;
         Poll::Ready(Ok(()))
+    }
+
+    /// Adds `buf` to the combined bytes, writing them out first when it would not fit.
+    fn poll_write_buf(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.wbuf.len() + buf.len() > COMBINE_MAX {
+            match self.poll_write_combined(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+            if buf.len() >= COMBINE_MAX / 2 {
+                return Pin::new(&mut self.inner).poll_write(cx, buf);
+            }
+        }
+        self.wbuf.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -331,18 +354,9 @@ impl tokio::io::AsyncWrite for H2Io {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let mut me = self.0.borrow_mut();
-        if me.wbuf.len() + buf.len() > COMBINE_MAX {
-            match me.poll_write_combined(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-            if buf.len() >= COMBINE_MAX / 2 {
-                return Pin::new(&mut me.inner).poll_write(cx, buf);
-            }
-        }
-        me.wbuf.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        let written = me.poll_write_buf(cx, buf);
+        me.blocked_writer = written.is_pending().then(|| cx.waker().clone());
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -359,5 +373,75 @@ impl tokio::io::AsyncWrite for H2Io {
             Poll::Ready(Ok(())) => Pin::new(&mut me.inner).poll_close(cx),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Reads everything the peer has sent so far.
+    fn drain(c: &mut std::net::TcpStream) {
+        let mut b = vec![0u8; 1 << 16];
+        while let Ok(n) = c.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn a_flush_that_empties_the_buffer_wakes_the_writer_that_waited() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let l = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                c.set_nonblocking(true).unwrap();
+                let s = l.accept().await.unwrap();
+                let mut io = H2Io::new(Transport::Plain(s), bytes::Bytes::new());
+                let flusher = io.flusher();
+                flusher.defer();
+                // A writer (h2) fills the socket and the buffer until its write has to wait.
+                let flag = Arc::new(Flag(AtomicBool::new(false)));
+                let waker = std::task::Waker::from(flag.clone());
+                let mut cx = Context::from_waker(&waker);
+                let chunk = [7u8; 16 * 1024];
+                loop {
+                    match tokio::io::AsyncWrite::poll_write(Pin::new(&mut io), &mut cx, &chunk) {
+                        Poll::Ready(Ok(_)) => {}
+                        Poll::Ready(Err(e)) => panic!("{e}"),
+                        Poll::Pending => break,
+                    }
+                }
+                // The viewer reads; the flush then gets every byte out within this same poll, so
+                // the socket's writability poll (which held the writer's waker) never completes.
+                let noop = std::task::Waker::noop();
+                let mut fcx = Context::from_waker(noop);
+                loop {
+                    drain(&mut c);
+                    match flusher.poll_flush(&mut fcx) {
+                        Poll::Ready(r) => break r.unwrap(),
+                        Poll::Pending => {}
+                    }
+                }
+                assert!(
+                    flag.0.load(Ordering::SeqCst),
+                    "the writer that waited for the buffer must be woken"
+                );
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
