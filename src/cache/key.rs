@@ -21,15 +21,19 @@ fn route_hasher() -> ahash::RandomState {
 impl CacheKey {
     /// Builds the key from the parts of a request. `host` may carry a port; `:80` is dropped for http.
     pub fn new(scheme: &str, host: &[u8], path_and_query: &[u8]) -> Self {
-        let mut host = String::from_utf8_lossy(host).to_ascii_lowercase();
-        if scheme == "http" && host.ends_with(":80") {
-            host.truncate(host.len() - 3);
-        }
+        let host = String::from_utf8_lossy(host);
+        let host = match host.strip_suffix(":80") {
+            Some(bare) if scheme == "http" => bare,
+            _ => &host,
+        };
         let path = String::from_utf8_lossy(path_and_query);
+        // One allocation for the whole key: the host is lower-cased in place.
         let mut s = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
         s.push_str(scheme);
         s.push_str("://");
-        s.push_str(&host);
+        let host_at = s.len();
+        s.push_str(host);
+        s[host_at..].make_ascii_lowercase();
         s.push_str(&path);
         CacheKey(s.into_boxed_str())
     }
@@ -96,6 +100,11 @@ mod tests {
         assert_eq!(a.as_str(), "http://example.com/a?b=1");
         assert_ne!(a, CacheKey::new("http", b"example.com:8080", b"/a?b=1"));
         assert_ne!(a, CacheKey::new("http", b"example.com", b"/a?b=2"));
+        // Only http's default port is dropped, and the path keeps its case.
+        assert_eq!(
+            CacheKey::new("https", b"EXAMPLE.com:80", b"/A").as_str(),
+            "https://example.com:80/A"
+        );
     }
 
     #[test]
