@@ -386,6 +386,12 @@ pub(crate) mod fuzz {
 
 #[cfg(test)]
 mod tests {
+    use super::super::request::parse_request;
+    use super::super::response::parse_response;
+    use super::fuzz::{mutate, Rng};
+    use super::*;
+    use bytes::BytesMut;
+
     #[test]
     fn tchar_table_is_rfc_9110_tchar() {
         let specials = b"!#$%&'*+-.^_`|~";
@@ -394,12 +400,6 @@ mod tests {
             assert_eq!(is_tchar(b), want, "byte {b:#04x}");
         }
     }
-
-    use super::super::request::parse_request;
-    use super::super::response::parse_response;
-    use super::fuzz::{mutate, Rng};
-    use super::*;
-    use bytes::BytesMut;
 
     fn lim() -> HeadLimits {
         HeadLimits::default()
