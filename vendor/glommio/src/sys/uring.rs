@@ -1237,8 +1237,6 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    // Verge: when the armed latency timer expires (see `keep_latency_timer`).
-    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1370,7 +1368,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1832,22 +1829,23 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Verge: upstream cancels and re-arms both preemption timers on every
-        // pass, which is two cancellations and three new requests per loop of
-        // the executor; on a serving shard that loops every few requests. A
-        // timer that is still armed is kept instead: the throughput timer
-        // until it fires, the latency timer while it fires no later than a
-        // fresh one would (see `keep_latency_timer`).
-        let now = Instant::now();
-        if preempt_timer().is_none() {
-            // About to park: keep the latency timer only if it can serve as the
-            // user timer's wake-up; otherwise cancel it, as upstream does.
-            let keep = matches!(user_timer, Some(dur) if self.keep_latency_timer(now, dur));
-            if !keep {
-                self.latency_preemption_deadline.set(None);
-                drop(self.latency_preemption_timeout_src.take());
-            }
-        }
+        // Cancel the old timer regardless of whether we can sleep:
+        // if we won't sleep, we will register the new timer with its new
+        // value.
+        //
+        // But if we will sleep, there might be a timer registered that needs
+        // to be removed otherwise we'll wake up when it expires.
+        drop(self.latency_preemption_timeout_src.take());
+
+        // Schedule the throughput-based timeout immediately: it won't matter if we end
+        // up sleeping.
+        //
+        // Verge: upstream cancels and re-arms this timer on every pass of the loop (one
+        // cancellation and two new requests per pass); it stays armed until it fires instead.
+        // The latency timer above is still cancelled and re-armed on every pass, as upstream
+        // does: keeping it armed too (tried on 2026-12-07) made glommio's cross-executor
+        // channel tests hang (`channel_mesh::tests::test_peer_id_invariance`,
+        // `sharding::tests::test_send`), 3 runs out of 4.
         if !Self::armed(&self.throughput_preemption_timeout_src) {
             self.throughput_preemption_timeout_src.replace(Some(
                 main_ring.prepare_throughput_preemption_timer(
@@ -1876,13 +1874,10 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            // Verge: a latency timer kept above already fires by the user
-            // timer's deadline.
             if let Some(dur) = user_timer {
-                if !Self::armed(&self.latency_preemption_timeout_src) {
-                    self.arm_latency_timer(&mut lat_ring, now, dur);
-                    assert!(flush_rings!(lat_ring)? > 0);
-                }
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1909,11 +1904,8 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            let now = Instant::now();
-            if !self.keep_latency_timer(now, preempt) {
-                self.arm_latency_timer(&mut lat_ring, now, preempt);
-                flush_cancellations!(into &mut 0; lat_ring);
-            }
+            self.latency_preemption_timeout_src
+                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
             flush_rings!(lat_ring, main_ring)?;
         }
 
@@ -1927,8 +1919,8 @@ impl Reactor {
         Ok(should_sleep)
     }
 
-    /// Verge: whether a timer source is still waiting in the kernel (not
-    /// fired, not cancelled).
+    /// Verge: whether a timer source is still waiting in the kernel (not fired, not
+    /// cancelled).
     fn armed(slot: &Cell<Option<Source>>) -> bool {
         match slot.take() {
             Some(src) if src.result().is_none() => {
@@ -1937,28 +1929,6 @@ impl Reactor {
             }
             _ => false,
         }
-    }
-
-    /// Verge: whether the armed latency timer can stay: it fires no later
-    /// than `now + dur`, so it wakes or preempts the executor at least as
-    /// early as a new timer for `dur` would. Preempting early only ends the
-    /// current task queue's turn sooner; it never delays anything.
-    fn keep_latency_timer(&self, now: Instant, dur: Duration) -> bool {
-        match self.latency_preemption_deadline.get() {
-            Some(deadline) if Self::armed(&self.latency_preemption_timeout_src) => {
-                deadline <= now + dur
-            }
-            _ => false,
-        }
-    }
-
-    /// Verge: replaces the latency timer with one that fires `dur` from
-    /// `now`. An armed one is cancelled; the caller flushes cancellations.
-    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, now: Instant, dur: Duration) {
-        drop(self.latency_preemption_timeout_src.take());
-        self.latency_preemption_timeout_src
-            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-        self.latency_preemption_deadline.set(Some(now + dur));
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
