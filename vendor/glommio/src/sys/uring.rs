@@ -1845,7 +1845,7 @@ impl Reactor {
         // The latency timer above is still cancelled and re-armed on every pass, as upstream
         // does: keeping it armed too (tried on 2026-12-07) made glommio's cross-executor
         // channel tests hang (`channel_mesh::tests::test_peer_id_invariance`,
-        // `sharding::tests::test_send`), 3 runs out of 4.
+        // `sharding::tests::test_send`) in 10 runs out of 11; see VERGE.md.
         if !Self::armed(&self.throughput_preemption_timeout_src) {
             self.throughput_preemption_timeout_src.replace(Some(
                 main_ring.prepare_throughput_preemption_timer(
