@@ -218,6 +218,10 @@ impl Timeout {
 #[derive(Debug)]
 pub(crate) struct NonBufferedStream<S> {
     reactor: Weak<Reactor>,
+    /// (Verge) Read readiness through the executor's epoll set; `None`: through io_uring polls
+    /// (`source_rx`), as upstream. Declared before `stream` so that it deregisters before the
+    /// socket closes.
+    ready: Option<crate::sys::ReadyHandle>,
     stream: S,
     source_tx: Option<Source>,
     source_rx: Option<Source>,
@@ -229,7 +233,10 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         let reactor = self.reactor.upgrade().unwrap();
         let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        self.ready = reactor.register_read_ready(stream_fd);
+        if self.ready.is_none() {
+            self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        }
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -260,6 +267,26 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
+
+        if let Some(ready) = &self.ready {
+            if ready.readable() {
+                if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
+                    self.read_timeout.cancel_timer(reactor);
+                    let result = poll_err!(result);
+                    if result > 0 && result < buf.len() {
+                        // Edge-triggered: bytes arriving from now on raise a new event. (At the
+                        // end of the stream the flag stays set, so that reads keep returning 0.)
+                        ready.drained();
+                    }
+                    return Poll::Ready(Ok(result));
+                }
+                ready.drained();
+            }
+            poll_err!(self.read_timeout.check(reactor));
+            ready.wait(cx.waker());
+            self.read_timeout.maybe_set_timer(reactor, cx.waker());
+            return Poll::Pending;
+        }
 
         let no_pending_poll = self
             .source_rx
@@ -363,6 +390,7 @@ where
         let reactor = crate::executor().reactor();
         let mut stream = NonBufferedStream {
             reactor: Rc::downgrade(&reactor),
+            ready: None,
             stream: socket.into(),
             source_tx: None,
             source_rx: None,

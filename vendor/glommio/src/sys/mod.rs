@@ -172,13 +172,14 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
+mod epoll_ready;
 mod membarrier;
 pub(crate) mod source;
 pub(crate) mod sysfs;
 mod uring;
 
 pub use self::dma_buffer::DmaBuffer;
-pub(crate) use self::{source::*, uring::*};
+pub(crate) use self::{epoll_ready::ReadyHandle, source::*, uring::*};
 use crate::error::{ExecutorErrorKind, GlommioError};
 use smallvec::SmallVec;
 use std::{convert::TryFrom, ops::Deref, sync::atomic::AtomicBool};

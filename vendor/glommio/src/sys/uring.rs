@@ -1253,6 +1253,11 @@ pub(crate) struct Reactor {
     blocking_thread: BlockingThreadPool,
 
     rings_depth: usize,
+
+    /// (Verge) Read readiness of stream sockets (`epoll_ready.rs`), and the `POLL_ADD` on its fd
+    /// that is queued before the executor sleeps.
+    epoll: Rc<super::epoll_ready::EpollSet>,
+    epoll_src: Cell<Option<Source>>,
 }
 
 pub(crate) fn common_flags() -> PollFlags {
@@ -1375,6 +1380,8 @@ impl Reactor {
             eventfd_src,
             source_map,
             rings_depth: ring_depth,
+            epoll: super::epoll_ready::EpollSet::new()?,
+            epoll_src: Cell::new(None),
         })
     }
 
@@ -1392,6 +1399,12 @@ impl Reactor {
                 .borrow_mut()
                 .install_eventfd(&self.eventfd_src);
         }
+    }
+
+    /// (Verge) Registers a stream socket for read readiness through the epoll set; `None` when
+    /// epoll refuses it.
+    pub(crate) fn register_read_ready(&self, fd: RawFd) -> Option<super::ReadyHandle> {
+        self.epoll.register(fd)
     }
 
     pub(crate) fn process_foreign_wakes(&self) -> usize {
@@ -1756,6 +1769,7 @@ impl Reactor {
         self.main_ring.borrow_mut().poll(woke)?;
         self.latency_ring.borrow_mut().poll(woke)?;
         *woke += self.flush_syscall_thread();
+        *woke += self.epoll.dispatch();
         Ok(())
     }
 
@@ -1863,6 +1877,8 @@ impl Reactor {
         flush_rings!(lat_ring, poll_ring, main_ring)?;
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        // (Verge) and the sockets that became readable, as late as possible in the pass
+        woke += self.epoll.dispatch();
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
@@ -1890,6 +1906,26 @@ impl Reactor {
             membarrier::heavy();
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
+                // (Verge) A socket that becomes readable must wake us: one `POLL_ADD` on the
+                // epoll fd. It completes at once if an event is already waiting.
+                if self.epoll.has_waiters() && !Self::armed(&self.epoll_src) {
+                    let src = Source::new(
+                        IoRequirements::default(),
+                        self.epoll.fd(),
+                        SourceType::PollAdd,
+                        None,
+                        None,
+                    );
+                    queue_request_into_ring(
+                        &mut *main_ring,
+                        &src,
+                        UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+                        &mut self.source_map.borrow_mut(),
+                    );
+                    self.epoll_src.set(Some(src));
+                    // `sleep` only submits its own link request.
+                    flush_rings!(main_ring)?;
+                }
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
