@@ -787,15 +787,15 @@ impl Reactor {
         source
     }
 
-    /// Registers a timer in the reactor.
-    ///
-    /// Returns the registered timer's ID.
     /// (Verge) Registers a stream socket for read readiness through the executor's epoll set
     /// (`sys/epoll_ready.rs`); `None` when epoll refuses it.
     pub(crate) fn register_read_ready(&self, fd: RawFd) -> Option<sys::ReadyHandle> {
         self.sys.register_read_ready(fd)
     }
 
+    /// Registers a timer in the reactor.
+    ///
+    /// Returns the registered timer's ID.
     pub(crate) fn register_timer(&self) -> u64 {
         let mut timers = self.timers.borrow_mut();
         timers.new_id()

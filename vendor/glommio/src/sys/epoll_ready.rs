@@ -12,9 +12,13 @@
 //! Invariants:
 //! - A stream's `readable` flag is false only after a receive that would block or came back
 //!   short. The set is edge-triggered, so bytes that arrive after that raise a new event. A stale
-//!   `true` costs one receive that finds nothing; a stale `false` cannot happen.
-//! - Once an event reports the peer's end of stream, a hang-up or an error, the flag stays true:
-//!   a short receive does not consume an end of stream, and no further edge would come for it.
+//!   `true` costs one receive that finds nothing; a stale `false` would stall the stream.
+//! - Only TCP sockets join (`is_tcp`). A short TCP receive leaves bytes behind only at an urgent
+//!   (out-of-band) mark, and urgent data makes the socket report `EPOLLPRI`. Unix-domain reads
+//!   also stop at message and credential boundaries, so those sockets keep upstream's polls.
+//! - Once an event reports urgent data, the peer's end of stream, a hang-up or an error, the flag
+//!   stays true: a short receive does not consume those, and no further edge would come for
+//!   them. A sticky flag only means that each read tries `recv` before it waits.
 //! - `waiting` counts the registered states that hold a waker.
 //! - An event carries its slot's generation, so an event for a socket that was deregistered never
 //!   reaches a later socket in the same slot.
@@ -35,7 +39,7 @@ const HARVEST: usize = 256;
 #[derive(Default)]
 struct ReadyState {
     readable: Cell<bool>,
-    /// An event reported end of stream, hang-up or error: readable from now on.
+    /// An event reported urgent data, end of stream, hang-up or error: readable from now on.
     ended: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
@@ -90,9 +94,12 @@ impl EpollSet {
         self.waiting.get() > 0
     }
 
-    /// Adds `fd` to the set. `None` when epoll refuses it (the caller then polls through
-    /// io_uring as upstream does).
+    /// Adds `fd` to the set. `None` when it is not a TCP socket or epoll refuses it (the caller
+    /// then polls through io_uring as upstream does).
     pub(crate) fn register(self: &Rc<Self>, fd: RawFd) -> Option<ReadyHandle> {
+        if !is_tcp(fd) {
+            return None;
+        }
         let state = Rc::new(ReadyState {
             readable: Cell::new(true),
             ended: Cell::new(false),
@@ -113,7 +120,7 @@ impl EpollSet {
         slot.generation = slot.generation.wrapping_add(1);
         let token = (u64::from(slot.generation) << 32) | u64::from(index);
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            events: (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: token,
         };
         if unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
@@ -155,7 +162,8 @@ impl EpollSet {
                     continue;
                 }
                 state.readable.set(true);
-                let ended = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                let ended =
+                    (libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
                 if ev.events & ended != 0 {
                     state.ended.set(true);
                 }
@@ -172,6 +180,22 @@ impl EpollSet {
         *self.to_wake.borrow_mut() = to_wake;
         woke
     }
+}
+
+/// Whether `fd` is a TCP socket, the only kind that joins the set (see the module invariants).
+pub(crate) fn is_tcp(fd: RawFd) -> bool {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            &mut domain as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    r == 0 && (domain == libc::AF_INET || domain == libc::AF_INET6)
 }
 
 impl Drop for EpollSet {
@@ -246,12 +270,14 @@ mod tests {
     use super::*;
     use std::{
         io::{Read, Write},
+        net::{TcpListener, TcpStream},
         os::unix::{io::AsRawFd, net::UnixStream},
         sync::{
             atomic::{AtomicUsize, Ordering},
             Arc,
         },
         task::Wake,
+        time::Duration,
     };
 
     struct Count(AtomicUsize);
@@ -261,21 +287,48 @@ mod tests {
         }
     }
 
+    fn counter() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        (count, waker)
+    }
+
+    /// A connected loopback TCP pair; the second end is non-blocking.
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        a.set_nodelay(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// Harvests until something is woken or a second passes (loopback delivery is immediate, but
+    /// keep the test robust).
+    fn dispatch_some(set: &EpollSet) -> usize {
+        for _ in 0..100 {
+            let n = set.dispatch();
+            if n > 0 {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        0
+    }
+
     #[test]
     fn edge_wakes_once_and_stale_slots_are_ignored() {
         let set = EpollSet::new().unwrap();
-        let (mut a, b) = UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
+        let (mut a, b) = tcp_pair();
         let h = set.register(b.as_raw_fd()).unwrap();
         assert!(h.readable(), "a new socket is assumed readable");
         h.drained();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counter();
         h.wait(&waker);
         assert!(set.has_waiters());
         assert_eq!(set.dispatch(), 0, "nothing arrived yet");
         a.write_all(b"x").unwrap();
-        assert_eq!(set.dispatch(), 1);
+        assert_eq!(dispatch_some(&set), 1);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(h.readable());
         assert!(!set.has_waiters());
@@ -287,9 +340,10 @@ mod tests {
         assert_eq!(set.dispatch(), 0);
         // An event for a deregistered socket never reaches the slot's next owner.
         a.write_all(b"y").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
         drop(h);
         assert!(!set.has_waiters());
-        let (_c, d) = UnixStream::pair().unwrap();
+        let (_c, d) = tcp_pair();
         let h2 = set.register(d.as_raw_fd()).unwrap();
         h2.drained();
         h2.wait(&waker);
@@ -301,21 +355,63 @@ mod tests {
     #[test]
     fn end_of_stream_stays_readable_after_a_short_read() {
         let set = EpollSet::new().unwrap();
-        let (mut a, b) = UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
+        let (mut a, b) = tcp_pair();
         let h = set.register(b.as_raw_fd()).unwrap();
         h.drained();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (_count, waker) = counter();
         h.wait(&waker);
         // Bytes and the end of stream arrive before one harvest: a single edge.
         a.write_all(b"xy").unwrap();
         drop(a);
-        assert_eq!(set.dispatch(), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(dispatch_some(&set), 1);
         let mut buf = [0u8; 8];
         assert_eq!((&b).read(&mut buf).unwrap(), 2);
         h.drained();
         assert!(h.readable(), "the end of stream is still to be read");
         assert_eq!((&b).read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn urgent_data_keeps_the_socket_readable_past_the_mark() {
+        let set = EpollSet::new().unwrap();
+        let (mut a, b) = tcp_pair();
+        let h = set.register(b.as_raw_fd()).unwrap();
+        h.drained();
+        let (_count, waker) = counter();
+        h.wait(&waker);
+        a.write_all(b"ab").unwrap();
+        let sent = unsafe { libc::send(a.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1);
+        a.write_all(b"cd").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(dispatch_some(&set), 1);
+        // The first read stops at the urgent mark, short, with bytes still queued.
+        let mut buf = [0u8; 8];
+        let first = (&b).read(&mut buf).unwrap();
+        assert!(first < buf.len());
+        h.drained();
+        assert!(
+            h.readable(),
+            "bytes after the urgent mark are still to be read"
+        );
+        let mut all = buf[..first].to_vec();
+        while let Ok(n) = (&b).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(all, b"abcd", "the urgent byte itself is out of band");
+    }
+
+    #[test]
+    fn only_tcp_sockets_join() {
+        let set = EpollSet::new().unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert!(set.register(a.as_raw_fd()).is_none());
+        assert!(!is_tcp(a.as_raw_fd()));
+        let (c, _d) = tcp_pair();
+        assert!(is_tcp(c.as_raw_fd()));
     }
 }

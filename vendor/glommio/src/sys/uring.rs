@@ -1907,7 +1907,10 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 // (Verge) A socket that becomes readable must wake us: one `POLL_ADD` on the
-                // epoll fd. It completes at once if an event is already waiting.
+                // epoll fd. It completes at once if an event is already waiting. If it cannot be
+                // handed to the kernel now (a busy ring, an error), do not block: the next pass
+                // harvests the set and tries again.
+                let mut may_block = true;
                 if self.epoll.has_waiters() && !Self::armed(&self.epoll_src) {
                     let src = Source::new(
                         IoRequirements::default(),
@@ -1924,9 +1927,12 @@ impl Reactor {
                     );
                     self.epoll_src.set(Some(src));
                     // `sleep` only submits its own link request.
-                    flush_rings!(main_ring)?;
+                    let mut flush = || -> io::Result<usize> { flush_rings!(main_ring) };
+                    // `can_sleep`: nothing left to submit, no completion (say, this poll's own)
+                    // left to collect.
+                    may_block = flush().is_ok() && main_ring.can_sleep();
                 }
-                if self.eventfd_src.is_installed().unwrap() {
+                if may_block && self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
