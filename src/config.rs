@@ -207,7 +207,7 @@ impl Default for HttpConfig {
             header_read_timeout: Millis(10_000),
             body_read_timeout: Millis(30_000),
             keepalive_timeout: Millis(60_000),
-            max_requests_per_connection: 10_000,
+            max_requests_per_connection: 1_000_000,
             write_timeout: Millis(60_000),
         }
     }
