@@ -91,20 +91,21 @@ pub async fn run(
         Err(Failure::Viewer(BodyError::Closed)) => return After::Close,
     };
     if !req.method.is_safe() && resp.head.status < 400 {
-        invalidate_after_unsafe(shard, key, host, &resp.head.headers);
+        invalidate_after_unsafe(shard, key, host, &resp.head.headers).await;
     }
     forward_response(shard, vc, req, resp, cs, close).await
 }
 
 /// RFC 9111 §4.4: a successful unsafe request invalidates its target URI and the URIs in the
-/// response's Location and Content-Location, when those are on the same host.
-fn invalidate_after_unsafe(
+/// response's Location and Content-Location, when those are on the same host. Returns once every
+/// owner has dropped them, before the response goes to the viewer.
+async fn invalidate_after_unsafe(
     shard: &Shard,
     key: &CacheKey,
     host: &[u8],
     resp: &crate::http::headers::Headers,
 ) {
-    shard.invalidate(key);
+    shard.invalidate(key).await;
     for name in ["location", "content-location"] {
         let Some(v) = resp.get(name) else { continue };
         let v = crate::http::headers::trim_ows(v);
@@ -120,7 +121,7 @@ fn invalidate_after_unsafe(
             None
         };
         if let Some(t) = target {
-            shard.invalidate(&t);
+            shard.invalidate(&t).await;
         }
     }
 }

@@ -23,8 +23,12 @@ pub enum MeshMsg {
         refresh: bool,
         reply: flume::Sender<Lookup>,
     },
-    /// Forget the stored response for `key` and mark it uncacheable for `uncacheable_ms` if non-zero.
-    Invalidate { key: CacheKey },
+    /// Forget the stored response for `key`; `done` is answered once it is forgotten, so that the
+    /// sender can hold its own response until then.
+    Invalidate {
+        key: CacheKey,
+        done: flume::Sender<()>,
+    },
     /// Stop accepting and drain.
     Shutdown,
 }

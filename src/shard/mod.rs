@@ -297,13 +297,23 @@ impl Shard {
         s
     }
 
-    /// Drops `key`'s stored response on its owner.
-    pub fn invalidate(&self, key: &CacheKey) {
+    /// Drops `key`'s stored response on its owner, and returns once it is gone there: a viewer
+    /// that has seen the response of an unsafe request never gets the old object afterwards, from
+    /// any shard (RFC 9111 §4.4). Waits for another owner's acknowledgement; an owner that has
+    /// stopped (shutdown) no longer serves anything.
+    pub async fn invalidate(&self, key: &CacheKey) {
         let owner = key.owner(self.count);
         if owner == self.id {
             self.owner.borrow_mut().invalidate(key);
         } else {
-            let _ = self.peers[owner].send(MeshMsg::Invalidate { key: key.clone() });
+            let (done, acked) = flume::bounded(1);
+            let msg = MeshMsg::Invalidate {
+                key: key.clone(),
+                done,
+            };
+            if self.peers[owner].send(msg).is_ok() {
+                let _ = acked.recv_async().await;
+            }
         }
     }
 
@@ -339,7 +349,10 @@ impl Shard {
                     })
                     .detach();
                 }
-                MeshMsg::Invalidate { key } => self.owner.borrow_mut().invalidate(&key),
+                MeshMsg::Invalidate { key, done } => {
+                    self.owner.borrow_mut().invalidate(&key);
+                    let _ = done.send(());
+                }
                 MeshMsg::Shutdown => self.begin_drain(),
             }
         }
