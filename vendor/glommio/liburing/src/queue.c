@@ -35,9 +35,19 @@ static inline bool sq_ring_needs_enter(struct io_uring *ring, unsigned *flags)
 	return false;
 }
 
+/*
+ * (Verge) IORING_SQ_TASKRUN: with IORING_SETUP_TASKRUN_FLAG the kernel sets it while completions
+ * wait as task work for our next entry into the kernel (IORING_SETUP_COOP_TASKRUN); a peek that
+ * finds the queue empty then enters the kernel to have them posted, as newer liburing does.
+ */
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN	(1U << 2)
+#endif
+
 static inline bool cq_ring_needs_flush(struct io_uring *ring)
 {
-	return IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW;
+	return IO_URING_READ_ONCE(*ring->sq.kflags) &
+		(IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
 }
 
 static int __io_uring_peek_cqe(struct io_uring *ring,

@@ -1325,7 +1325,13 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // (Verge) Upstream breaks out here and reports that nothing ran when the preempt
+                // flag is already up before the first task queue, and the executor then parks
+                // with runnable tasks queued, asleep until some unrelated event. It took a latency
+                // ring completion between the I/O poll and this loop (a preempt timer expiring) to
+                // get here, rare while every pass re-armed that timer. Report the runnable queues
+                // instead, so that the loop polls again rather than parks.
+                return ran || !self.queues.borrow().active_executors.is_empty();
             }
             if !self.run_one_task_queue() {
                 return false;
@@ -1333,7 +1339,6 @@ impl LocalExecutor {
                 ran = true;
             }
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

@@ -95,6 +95,9 @@ bitflags::bitflags! {
         /// (Verge) Do not interrupt the task with an IPI when a completion's task work is queued;
         /// it runs on the task's next transition into the kernel (Linux 5.19+).
         const COOP_TASKRUN = 1 << 8;
+        /// (Verge) With `COOP_TASKRUN`: the kernel flags the ring (`IORING_SQ_TASKRUN`) while such
+        /// task work waits, so that a peek at an empty completion queue knows to enter the kernel.
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

@@ -904,7 +904,7 @@ struct SleepableRing {
 fn new_sleepable_ring(entries: u32) -> io::Result<iou::IoUring> {
     match iou::IoUring::new_with_flags(
         entries,
-        iou::SetupFlags::COOP_TASKRUN,
+        iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
         iou::SetupFeatures::empty(),
     ) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => iou::IoUring::new(entries),
@@ -1237,6 +1237,8 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    // Verge: when the latency timer registered last expires (`None`: none registered).
+    latency_timer_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1373,6 +1375,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_timer_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1843,23 +1846,29 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
+        // Verge: upstream cancels the latency timer here on every pass and registers a new
+        // one below: a time slice on a pass that cannot sleep, a wake-up for the next user timer
+        // before sleeping. That is an `ASYNC_CANCEL`, a `TIMEOUT` and an `io_uring_enter` per
+        // pass. An armed timer is kept instead when it expires no later than its replacement
+        // would: a fresh time slice, or the next user timer. With no user timer it is kept
+        // too; it can only wake a sleeping executor once, early, for nothing.
         //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // Keeping it made a preempt timer expire during busy stretches, which exposed an
+        // upstream bug that parked the executor with runnable tasks (fixed in
+        // `Executor::run_task_queues`; see VERGE.md).
+        let preempt = preempt_timer();
+        let now = Instant::now();
+        let keep = self.latency_timer_within(now, preempt.or(user_timer));
+        if !keep {
+            self.latency_timer_deadline.set(None);
+            drop(self.latency_preemption_timeout_src.take());
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
         //
         // Verge: upstream cancels and re-arms this timer on every pass of the loop (one
         // cancellation and two new requests per pass); it stays armed until it fires instead.
-        // The latency timer above is still cancelled and re-armed on every pass, as upstream
-        // does: keeping it armed too (tried on 2026-12-07) made glommio's cross-executor
-        // channel tests hang (`channel_mesh::tests::test_peer_id_invariance`,
-        // `sharding::tests::test_send`) in 10 runs out of 11; see VERGE.md.
         if !Self::armed(&self.throughput_preemption_timeout_src) {
             self.throughput_preemption_timeout_src.replace(Some(
                 main_ring.prepare_throughput_preemption_timer(
@@ -1881,7 +1890,7 @@ impl Reactor {
         woke += self.epoll.dispatch();
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = preempt.is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
@@ -1890,9 +1899,10 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            if let (Some(dur), false) = (user_timer, keep) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_timer_deadline.set(Some(now + dur));
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1945,9 +1955,12 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+        if let Some(preempt) = preempt {
+            if !keep {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_timer_deadline.set(Some(now + preempt));
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
@@ -1959,6 +1972,16 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// Verge: whether the latency ring holds an armed timer that expires no later than
+    /// `now + limit` (`None`: any armed timer).
+    fn latency_timer_within(&self, now: Instant, limit: Option<Duration>) -> bool {
+        match (self.latency_timer_deadline.get(), limit) {
+            (Some(deadline), Some(d)) if deadline > now + d => false,
+            (Some(_), _) => Self::armed(&self.latency_preemption_timeout_src),
+            (None, _) => false,
+        }
     }
 
     /// Verge: whether a timer source is still waiting in the kernel (not fired, not
