@@ -68,20 +68,15 @@ pub async fn hit(
 ) -> After {
     let now = SystemTime::now();
     let age = obj.freshness.age(now);
-    let mut cs = Vec::with_capacity(48);
-    if stale {
-        cs.extend_from_slice(b"verge; hit; fwd=stale; detail=stale-while-revalidate");
-    } else {
-        let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
-        cs.extend_from_slice(b"verge; hit; ttl=");
-        cs.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
-    }
+    let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
+    let status = HitStatus::new(stale, ttl);
+    let cs = status.as_bytes();
     let is_get = req.method == crate::http::request::Method::Get;
     let out = &mut vc.out;
     if not_modified(&req.headers, &obj.meta.headers) {
         not_modified_head(out, &obj.meta.headers);
         number_field(out, "Age", age.as_secs());
-        cache_fields(out, shard, &cs, true, close);
+        cache_fields(out, shard, cs, true, close);
         out.extend_from_slice(b"\r\n");
         return After::KeepAlive;
     }
@@ -102,7 +97,7 @@ pub async fn hit(
         );
         number_field(out, "Content-Length", r.length());
         number_field(out, "Age", age.as_secs());
-        cache_fields(out, shard, &cs, true, close);
+        cache_fields(out, shard, cs, true, close);
         out.extend_from_slice(b"\r\n");
         if is_get {
             for chunk in range::slice_chunks(&obj.body, r) {
@@ -128,17 +123,18 @@ pub async fn hit(
         (&ranges, vc.stream.h2_mut(), obj.meta.h2_fields())
     {
         debug_assert!(vc.out.is_empty(), "nothing is written before a hit's head");
-        return h2_full_hit(shard, h2, req, obj, fields, age.as_secs(), &cs).await;
+        return h2_full_hit(shard, h2, req, obj, fields, age.as_secs(), cs).await;
     }
     let out = &mut vc.out;
-    // The head, and the pieces of body to send.
-    let body: Vec<Bytes> = match ranges {
+    // The head, and the pieces of body to send: the stored ones themselves for a whole body.
+    let parts: Vec<Bytes>;
+    let body: &[Bytes] = match ranges {
         RangeDecision::Full => {
             out.extend_from_slice(&obj.meta.head);
             if body_allowed(obj.meta.status) {
                 number_field(out, "Content-Length", obj.body_len);
             }
-            obj.body.clone()
+            &obj.body
         }
         RangeDecision::Single(r) => {
             status_line(out, 206, b"Partial Content");
@@ -149,7 +145,8 @@ pub async fn hit(
                 range::content_range(r, obj.body_len).as_bytes(),
             );
             number_field(out, "Content-Length", r.length());
-            range::slice_chunks(&obj.body, r)
+            parts = range::slice_chunks(&obj.body, r);
+            &parts
         }
         RangeDecision::Multi(rs) => {
             let ct = obj.meta.headers.get("content-type");
@@ -161,7 +158,8 @@ pub async fn hit(
             h.write_to(out);
             field(out, "Content-Type", m.content_type.as_bytes());
             number_field(out, "Content-Length", m.length);
-            m.parts
+            parts = m.parts;
+            &parts
         }
         RangeDecision::Unsatisfiable => {
             status_line(out, 416, b"Range Not Satisfiable");
@@ -176,20 +174,53 @@ pub async fn hit(
                 range::unsatisfied_range(obj.body_len).as_bytes(),
             );
             number_field(out, "Content-Length", 0);
-            Vec::new()
+            &[]
         }
     };
     number_field(out, "Age", age.as_secs());
-    cache_fields(out, shard, &cs, true, close);
+    cache_fields(out, shard, cs, true, close);
     out.extend_from_slice(b"\r\n");
     if req.method != crate::http::request::Method::Head && body_allowed(obj.meta.status) {
-        for chunk in &body {
+        for chunk in body {
             if vc.send(chunk).await.is_err() {
                 return After::Close;
             }
         }
     }
     After::KeepAlive
+}
+
+/// A hit's Cache-Status value, built on the stack: a hit allocates nothing for it.
+struct HitStatus {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl HitStatus {
+    /// `verge; hit; ttl=N`, or the stale-while-revalidate form when `stale`.
+    fn new(stale: bool, ttl: u64) -> HitStatus {
+        let mut s = HitStatus {
+            buf: [0; 64],
+            len: 0,
+        };
+        if stale {
+            s.push(b"verge; hit; fwd=stale; detail=stale-while-revalidate");
+        } else {
+            s.push(b"verge; hit; ttl=");
+            s.push(itoa::Buffer::new().format(ttl).as_bytes()); // at most 20 digits
+        }
+        s
+    }
+
+    fn push(&mut self, b: &[u8]) {
+        let end = self.len + b.len();
+        self.buf[self.len..end].copy_from_slice(b);
+        self.len = end;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// A whole stored object over HTTP/2: the HEADERS come from the object's cached field map and the
