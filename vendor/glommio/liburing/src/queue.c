@@ -99,6 +99,7 @@ static int _io_uring_get_cqe(struct io_uring *ring, struct io_uring_cqe **cqe_pt
 			     struct get_data *data)
 {
 	struct io_uring_cqe *cqe = NULL;
+	bool looped = false;
 	int err;
 
 	do {
@@ -112,7 +113,12 @@ static int _io_uring_get_cqe(struct io_uring *ring, struct io_uring_cqe **cqe_pt
 		if (err)
 			break;
 		if (!cqe && !data->wait_nr && !data->submit) {
-			if (!cq_ring_needs_flush(ring)) {
+			/*
+			 * (Verge) Enter the kernel at most once per peek, as newer
+			 * liburing does: completion work queued from other CPUs
+			 * must not keep a peek looping.
+			 */
+			if (looped || !cq_ring_needs_flush(ring)) {
 				err = -EAGAIN;
 				break;
 			}
@@ -140,6 +146,7 @@ static int _io_uring_get_cqe(struct io_uring *ring, struct io_uring_cqe **cqe_pt
 		data->submit -= ret;
 		if (cqe)
 			break;
+		looped = true;
 	} while (1);
 
 	*cqe_ptr = cqe;

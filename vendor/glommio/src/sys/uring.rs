@@ -53,6 +53,11 @@ use smallvec::SmallVec;
 
 const MSG_ZEROCOPY: i32 = 0x4000000;
 
+/// (Verge) How early an armed latency timer may expire before the next user timer and still be
+/// kept as the sleeping executor's wake-up for it (it then wakes up that much early, and sleeps
+/// again until the user timer is due).
+const WAKEUP_SLACK: Duration = Duration::from_millis(1);
+
 #[allow(dead_code)]
 #[derive(Debug)]
 enum UringOpDescriptor {
@@ -1849,16 +1854,22 @@ impl Reactor {
         // Verge: upstream cancels the latency timer here on every pass and registers a new
         // one below: a time slice on a pass that cannot sleep, a wake-up for the next user timer
         // before sleeping. That is an `ASYNC_CANCEL`, a `TIMEOUT` and an `io_uring_enter` per
-        // pass. An armed timer is kept instead when it expires no later than its replacement
-        // would: a fresh time slice, or the next user timer. With no user timer it is kept
-        // too; it can only wake a sleeping executor once, early, for nothing.
+        // pass. An armed timer is kept instead
+        // - on a pass that cannot sleep, when it expires no later than a fresh time slice would;
+        // - before sleeping, when it expires with the next user timer (within
+        //   `WAKEUP_SLACK` before it). Anything else is cancelled before sleeping, as upstream
+        //   does: a kept time slice would wake an idle executor every slice.
         //
         // Keeping it made a preempt timer expire during busy stretches, which exposed an
         // upstream bug that parked the executor with runnable tasks (fixed in
         // `Executor::run_task_queues`; see VERGE.md).
         let preempt = preempt_timer();
         let now = Instant::now();
-        let keep = self.latency_timer_within(now, preempt.or(user_timer));
+        let keep = match (preempt, user_timer) {
+            (Some(slice), _) => self.latency_timer_within(now, slice, slice),
+            (None, Some(wake)) => self.latency_timer_within(now, wake, WAKEUP_SLACK),
+            (None, None) => false,
+        };
         if !keep {
             self.latency_timer_deadline.set(None);
             drop(self.latency_preemption_timeout_src.take());
@@ -1899,7 +1910,10 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let (Some(dur), false) = (user_timer, keep) {
+            // (Verge) `keep` was decided before the last completions were collected: the kept
+            // timer may have fired since.
+            let kept = keep && Self::armed(&self.latency_preemption_timeout_src);
+            if let (Some(dur), false) = (user_timer, kept) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                 self.latency_timer_deadline.set(Some(now + dur));
@@ -1956,7 +1970,8 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt {
-            if !keep {
+            // (Verge) as before sleeping: the kept timer may have fired since `keep`.
+            if !(keep && Self::armed(&self.latency_preemption_timeout_src)) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_timer_deadline.set(Some(now + preempt));
@@ -1975,12 +1990,13 @@ impl Reactor {
     }
 
     /// Verge: whether the latency ring holds an armed timer that expires no later than
-    /// `now + limit` (`None`: any armed timer).
-    fn latency_timer_within(&self, now: Instant, limit: Option<Duration>) -> bool {
-        match (self.latency_timer_deadline.get(), limit) {
-            (Some(deadline), Some(d)) if deadline > now + d => false,
-            (Some(_), _) => Self::armed(&self.latency_preemption_timeout_src),
-            (None, _) => false,
+    /// `now + d` and at most `slack` before it.
+    fn latency_timer_within(&self, now: Instant, d: Duration, slack: Duration) -> bool {
+        match self.latency_timer_deadline.get() {
+            Some(deadline) if deadline <= now + d && deadline + slack >= now + d => {
+                Self::armed(&self.latency_preemption_timeout_src)
+            }
+            _ => false,
         }
     }
 
