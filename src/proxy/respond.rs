@@ -518,3 +518,21 @@ async fn stream(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::HitStatus;
+
+    #[test]
+    fn hit_status_forms_fit_the_stack_buffer() {
+        assert_eq!(HitStatus::new(false, 0).as_bytes(), b"verge; hit; ttl=0");
+        assert_eq!(
+            HitStatus::new(false, u64::MAX).as_bytes(),
+            b"verge; hit; ttl=18446744073709551615"
+        );
+        assert_eq!(
+            HitStatus::new(true, 5).as_bytes(),
+            b"verge; hit; fwd=stale; detail=stale-while-revalidate"
+        );
+    }
+}

@@ -1899,6 +1899,9 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
         // (Verge) and the sockets that became readable, as late as possible in the pass
         woke += self.epoll.dispatch();
+        // (Verge) `keep` was decided before the completions above were collected: the kept timer
+        // may have fired since, and then it needs a replacement below.
+        let kept = keep && Self::armed(&self.latency_preemption_timeout_src);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt.is_none()
@@ -1910,13 +1913,8 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            // (Verge) `keep` was decided before the last completions were collected: the kept
-            // timer may have fired since.
-            let kept = keep && Self::armed(&self.latency_preemption_timeout_src);
             if let (Some(dur), false) = (user_timer, kept) {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                self.latency_timer_deadline.set(Some(now + dur));
+                self.arm_latency_timer(&mut lat_ring, now, dur);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1970,11 +1968,8 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt {
-            // (Verge) as before sleeping: the kept timer may have fired since `keep`.
-            if !(keep && Self::armed(&self.latency_preemption_timeout_src)) {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_timer_deadline.set(Some(now + preempt));
+            if !kept {
+                self.arm_latency_timer(&mut lat_ring, now, preempt);
             }
             flush_rings!(lat_ring, main_ring)?;
         }
@@ -1987,6 +1982,14 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// Verge: registers the latency timer (replacing, so cancelling, an armed one) and records
+    /// when it expires.
+    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, now: Instant, d: Duration) {
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(d)));
+        self.latency_timer_deadline.set(Some(now + d));
     }
 
     /// Verge: whether the latency ring holds an armed timer that expires no later than
