@@ -852,6 +852,12 @@ impl Reactor {
         self.sys.rush_dispatch(source, &mut 0)
     }
 
+    /// (Verge) Whether the next park may keep an armed time slice across its sleep: true when
+    /// tasks ran since the last park (see `sys::uring::Reactor::wait`).
+    pub(crate) fn keep_slice_asleep(&self, keep: bool) {
+        self.sys.keep_slice_asleep(keep);
+    }
+
     /// Polls for I/O, but does not change any timer registration.
     ///
     /// This doesn't ever sleep, and does not touch the preemption timer.

@@ -1320,7 +1320,9 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
-    fn run_task_queues(&self) -> bool {
+    /// Runs task queues until they are empty (`false`) or the preempt flag is up (`true`: poll
+    /// and come back). (Verge) `ran` is set when any task queue ran.
+    fn run_task_queues(&self, ran_any: &mut bool) -> bool {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
@@ -1337,6 +1339,7 @@ impl LocalExecutor {
                 return false;
             } else {
                 ran = true;
+                *ran_any = true;
             }
         }
     }
@@ -1466,6 +1469,8 @@ impl LocalExecutor {
             pin!(future);
 
             let mut pre_time = Instant::now();
+            // (Verge) Tasks ran since the last park: the next park may keep its time slice.
+            let mut ran_since_park = false;
             loop {
                 if let Poll::Ready(t) = future.as_mut().poll(cx) {
                     // can't be canceled, and join handle is None only upon
@@ -1485,7 +1490,7 @@ impl LocalExecutor {
                     .expect("Failed to poll io! This is actually pretty bad!");
 
                 // run user code
-                let run = this.run_task_queues();
+                let run = this.run_task_queues(&mut ran_since_park);
 
                 // account for runtime and poll/sleep if possible
                 let cur_time = Instant::now();
@@ -1501,6 +1506,8 @@ impl LocalExecutor {
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
+                                this.reactor.keep_slice_asleep(ran_since_park);
+                                ran_since_park = false;
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");

@@ -60,6 +60,30 @@ impl<'ring> CompletionQueue<'ring> {
         self.wait_inner(count).map(|_| ())
     }
 
+    /// (Verge) Blocks until at least `count` CQEs are ready or `timeout` has passed (then
+    /// `Ok(())` too). Only for rings that [`IoUring::waits_with_timeout`]: without that feature
+    /// liburing would queue a timeout request of its own, which the reactor does not expect.
+    pub fn wait_timeout(&mut self, count: u32, timeout: std::time::Duration) -> io::Result<()> {
+        let ts = uring_sys::__kernel_timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let mut cqe = MaybeUninit::uninit();
+        let ret = unsafe {
+            uring_sys::io_uring_wait_cqes(
+                self.ring.as_ptr(),
+                cqe.as_mut_ptr(),
+                count as _,
+                &ts,
+                ptr::null(),
+            )
+        };
+        match resultify(ret) {
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     #[inline(always)]
     fn wait_inner(&mut self, count: u32) -> io::Result<&mut uring_sys::io_uring_cqe> {
         unsafe {

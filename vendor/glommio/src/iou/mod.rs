@@ -165,6 +165,12 @@ impl IoUring {
         }
     }
 
+    /// (Verge) Whether a wait can carry its own timeout (`IORING_FEAT_EXT_ARG`): then
+    /// [`CompletionQueue::wait_timeout`] costs no timeout request and no cancellation.
+    pub fn waits_with_timeout(&self) -> bool {
+        self.ring.features & uring_sys::IORING_FEAT_EXT_ARG != 0
+    }
+
     /// Returns the `SubmissionQueue` part of the `IoUring`.
     pub fn sq(&self) -> SubmissionQueue<'_> {
         SubmissionQueue::new(self)
@@ -363,5 +369,44 @@ mod tests {
         let ret = resultify(side_effect(-1, &mut calls));
         matches!(ret, Err(e) if e.raw_os_error() == Some(1));
         assert_eq!(calls, 1);
+    }
+
+    /// (Verge) A wait with its own timeout returns `Ok` once the timeout passes, having queued
+    /// no request of its own, and returns at once when a completion is already there.
+    #[test]
+    fn wait_timeout_needs_no_request() {
+        use std::time::{Duration, Instant};
+        let ring = super::IoUring::new(8).unwrap();
+        assert!(
+            ring.waits_with_timeout(),
+            "kernels since 5.11 have IORING_FEAT_EXT_ARG"
+        );
+        let start = Instant::now();
+        ring.cq()
+            .wait_timeout(1, Duration::from_millis(30))
+            .unwrap();
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert_eq!(ring.sq().ready(), 0);
+        assert!(
+            ring.cq().peek_for_cqe().is_none(),
+            "no completion was posted"
+        );
+
+        let mut ring = ring;
+        {
+            let mut sq = ring.sq();
+            let mut sqe = sq.prepare_sqe().unwrap();
+            unsafe {
+                sqe.prep_nop();
+                sqe.set_user_data(7);
+            }
+        }
+        ring.submit_sqes().unwrap();
+        let start = Instant::now();
+        ring.cq().wait_timeout(1, Duration::from_secs(10)).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(ring.cq().peek_for_cqe().unwrap().user_data(), 7);
     }
 }

@@ -1066,7 +1066,9 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    /// Links the rings and blocks until a completion arrives or, when given, `timeout` has
+    /// passed (only on a ring that [`iou::IoUring::waits_with_timeout`]).
+    fn sleep(&mut self, link: &Source, timeout: Option<Duration>) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
@@ -1109,13 +1111,15 @@ impl SleepableRing {
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
                 // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                let mut cq = self.ring.cq();
+                match timeout {
+                    Some(t) => cq.wait_timeout(1, t),
+                    None => cq.wait(1),
+                }
+                .map(|_| 1)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1244,6 +1248,9 @@ pub(crate) struct Reactor {
     latency_preemption_timeout_src: Cell<Option<Source>>,
     // Verge: when the latency timer registered last expires (`None`: none registered).
     latency_timer_deadline: Cell<Option<Instant>>,
+    /// (Verge) Whether the next sleep may keep an armed time slice (see `wait`): set by the
+    /// executor before it parks, true when tasks ran since its last park.
+    keep_slice_asleep: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1381,6 +1388,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             latency_timer_deadline: Cell::new(None),
+            keep_slice_asleep: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1761,7 +1769,11 @@ impl Reactor {
     ///
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
-    fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+    fn link_rings_and_sleep(
+        &self,
+        ring: &mut SleepableRing,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1769,7 +1781,9 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(&link_rings, timeout)
+            .or_else(Self::busy_ok)
+            .map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1856,17 +1870,26 @@ impl Reactor {
         // before sleeping. That is an `ASYNC_CANCEL`, a `TIMEOUT` and an `io_uring_enter` per
         // pass. An armed timer is kept instead
         // - on a pass that cannot sleep, when it expires no later than a fresh time slice would;
-        // - before sleeping, when it expires with the next user timer (within
-        //   `WAKEUP_SLACK` before it). Anything else is cancelled before sleeping, as upstream
-        //   does: a kept time slice would wake an idle executor every slice.
+        // - before sleeping, when the sleep itself carries the user timer's wake-up
+        //   (`timed_sleep`, `IORING_FEAT_EXT_ARG`: the latency ring then only ever holds time
+        //   slices) and tasks ran since the last sleep (`keep_slice_asleep`). A busy executor
+        //   that sleeps between bursts keeps one slice across them; an executor that woke to
+        //   nothing cancels it, so an idle one wakes at most once for an expiring slice;
+        // - before sleeping without that feature, when it expires with the next user timer
+        //   (within `WAKEUP_SLACK` before it). Anything else is cancelled before sleeping, as
+        //   upstream does: a kept time slice would wake an idle executor every slice.
         //
         // Keeping it made a preempt timer expire during busy stretches, which exposed an
         // upstream bug that parked the executor with runnable tasks (fixed in
         // `Executor::run_task_queues`; see VERGE.md).
         let preempt = preempt_timer();
         let now = Instant::now();
+        let timed_sleep = main_ring.ring.waits_with_timeout();
         let keep = match (preempt, user_timer) {
             (Some(slice), _) => self.latency_timer_within(now, slice, slice),
+            (None, _) if timed_sleep => {
+                self.keep_slice_asleep.get() && Self::armed(&self.latency_preemption_timeout_src)
+            }
             (None, Some(wake)) => self.latency_timer_within(now, wake, WAKEUP_SLACK),
             (None, None) => false,
         };
@@ -1913,7 +1936,8 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let (Some(dur), false) = (user_timer, kept) {
+            // (Verge) With `timed_sleep` the wait below carries the wake-up instead.
+            if let (Some(dur), false, false) = (user_timer, kept, timed_sleep) {
                 self.arm_latency_timer(&mut lat_ring, now, dur);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
@@ -1955,7 +1979,8 @@ impl Reactor {
                     may_block = flush().is_ok() && main_ring.can_sleep();
                 }
                 if may_block && self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
+                    let timeout = user_timer.filter(|_| timed_sleep);
+                    self.link_rings_and_sleep(&mut main_ring, timeout)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
@@ -1982,6 +2007,12 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// Verge: tells the next sleep whether it may keep an armed time slice (tasks ran since the
+    /// last sleep, so more work is likely soon).
+    pub(crate) fn keep_slice_asleep(&self, keep: bool) {
+        self.keep_slice_asleep.set(keep);
     }
 
     /// Verge: registers the latency timer (replacing, so cancelling, an armed one) and records
