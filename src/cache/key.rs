@@ -3,6 +3,7 @@
 //! Invariants: the host is lower-cased and carries no default port; the owner of a key is the same on
 //! every shard of one process (the hash has fixed seeds), so every shard routes a key to the same owner.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A normalised cache key, e.g. `http://example.com/a?b=1`.
@@ -21,12 +22,12 @@ fn route_hasher() -> ahash::RandomState {
 impl CacheKey {
     /// Builds the key from the parts of a request. `host` may carry a port; `:80` is dropped for http.
     pub fn new(scheme: &str, host: &[u8], path_and_query: &[u8]) -> Self {
-        let host = String::from_utf8_lossy(host);
+        let host = utf8_lossy(host);
         let host = match host.strip_suffix(":80") {
             Some(bare) if scheme == "http" => bare,
             _ => &host,
         };
-        let path = String::from_utf8_lossy(path_and_query);
+        let path = utf8_lossy(path_and_query);
         // One allocation for the whole key: the host is lower-cased in place.
         let mut s = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
         s.push_str(scheme);
@@ -82,6 +83,16 @@ impl CacheKey {
     }
 }
 
+/// `bytes` as text, invalid sequences replaced. Request targets and hosts are ASCII on the wire,
+/// so the fast check (`str::from_utf8`) nearly always suffices; `from_utf8_lossy` decodes more
+/// slowly even when there is nothing to replace.
+fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CacheKey({})", self.0)
@@ -105,6 +116,12 @@ mod tests {
             CacheKey::new("https", b"EXAMPLE.com:80", b"/A").as_str(),
             "https://example.com:80/A"
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let k = CacheKey::new("http", b"H\xff", b"/a\xc3b");
+        assert_eq!(k.as_str(), "http://h\u{fffd}/a\u{fffd}b");
     }
 
     #[test]

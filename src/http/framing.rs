@@ -232,15 +232,16 @@ pub(crate) fn parse_fields(head: &Bytes, scan: &HeadScan) -> Result<Headers, Fie
         }
         Err(_) => return Err(FieldError::Bad("malformed header section")),
     };
+    // httparse (default config) already refuses a name that is not a token
+    // (`Error::HeaderName`) and a value byte outside HTAB / SP / VCHAR / obs-text
+    // (`Error::HeaderValue`): exactly `is_tchar` and `is_field_vchar`, which
+    // `httparse_enforces_field_bytes` checks byte by byte so that an httparse upgrade cannot loosen
+    // this unnoticed. Checking every byte again here cost about a tenth of the parse.
     let mut headers = Headers::with_capacity(parsed.len());
     for h in parsed.iter() {
         let name = h.name.as_bytes();
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(FieldError::Bad("invalid header field name"));
-        }
-        if !h.value.iter().all(|&b| is_field_vchar(b)) {
-            return Err(FieldError::Bad("control character in header field value"));
-        }
+        debug_assert!(!name.is_empty() && name.iter().all(|&b| is_tchar(b)));
+        debug_assert!(h.value.iter().all(|&b| is_field_vchar(b)));
         headers.push(head.slice_ref(name), head.slice_ref(h.value));
     }
     Ok(headers)
@@ -398,6 +399,38 @@ mod tests {
         for b in 0..=255u8 {
             let want = b.is_ascii_alphanumeric() || specials.contains(&b);
             assert_eq!(is_tchar(b), want, "byte {b:#04x}");
+        }
+    }
+
+    /// `parse_fields` leaves the byte checks of names and values to httparse: every byte, in a
+    /// short and a long (vectorised) name and value, must be accepted exactly when `is_tchar` /
+    /// `is_field_vchar` allow it.
+    #[test]
+    fn httparse_enforces_field_bytes() {
+        let parses = |raw: Vec<u8>| {
+            let mut buf = BytesMut::from(&raw[..]);
+            matches!(parse_request(&mut buf, &lim()), Ok(Some(_)))
+        };
+        let pad = "p".repeat(40);
+        for b in 0..=255u8 {
+            if b == b':' {
+                continue; // ends the name: a different, valid field
+            }
+            for (pre, post) in [("X", "Y"), (pad.as_str(), "Y"), ("X", pad.as_str())] {
+                let mut raw = format!("GET / HTTP/1.1\r\nHost: h\r\n{pre}").into_bytes();
+                raw.push(b);
+                raw.extend_from_slice(format!("{post}: v\r\n\r\n").as_bytes());
+                assert_eq!(parses(raw), is_tchar(b), "name byte {b:#04x}, {pre}/{post}");
+
+                let mut raw = format!("GET / HTTP/1.1\r\nHost: h\r\nX-V: {pre}").into_bytes();
+                raw.push(b);
+                raw.extend_from_slice(format!("{post}\r\n\r\n").as_bytes());
+                assert_eq!(
+                    parses(raw),
+                    is_field_vchar(b),
+                    "value byte {b:#04x}, {pre}/{post}"
+                );
+            }
         }
     }
 
