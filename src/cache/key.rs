@@ -84,12 +84,15 @@ impl CacheKey {
 }
 
 /// `bytes` as text, invalid sequences replaced. Request targets and hosts are ASCII on the wire,
-/// so the fast check (`str::from_utf8`) nearly always suffices; `from_utf8_lossy` decodes more
-/// slowly even when there is nothing to replace.
+/// so the ASCII check nearly always suffices; `from_utf8_lossy` decodes more slowly even when
+/// there is nothing to replace.
 fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(bytes),
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8. (`is_ascii` checks a word at a time; `from_utf8` took
+        // several times as long on these short strings.)
+        Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        String::from_utf8_lossy(bytes)
     }
 }
 

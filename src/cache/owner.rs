@@ -37,6 +37,9 @@ pub enum Lookup {
     Hit {
         obj: Arc<StoredObject>,
         stale: bool,
+        /// The time freshness was judged at; the response's Age and TTL are computed from it,
+        /// so they agree with the decision (and the hit path reads the clock once).
+        at: SystemTime,
     },
     /// Follow this fill. `started` is true when this lookup created it (a plain miss), false when it
     /// joined one already under way (collapsed).
@@ -148,6 +151,7 @@ impl OwnerState {
                     Lookup::Hit {
                         obj: obj.clone(),
                         stale: false,
+                        at: now,
                     },
                     None,
                 );
@@ -174,6 +178,7 @@ impl OwnerState {
                     Lookup::Hit {
                         obj: obj.clone(),
                         stale: true,
+                        at: now,
                     },
                     new_fill,
                 );

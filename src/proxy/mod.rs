@@ -124,7 +124,9 @@ pub async fn handle(
     let found = shard.lookup(&key, &req.headers, make_fill, refresh).await;
     let cs_fwd = if refresh { "request" } else { "miss" };
     match found {
-        Some(Lookup::Hit { obj, stale }) => respond::hit(shard, vc, &req, &obj, stale, close).await,
+        Some(Lookup::Hit { obj, stale, at }) => {
+            respond::hit(shard, vc, &req, &obj, stale, at, close).await
+        }
         Some(Lookup::Follow { events, started }) => {
             match respond::follow(shard, vc, &req, events, cs_fwd, !started, close).await {
                 Followed::Done(after) => after,

@@ -57,16 +57,16 @@ pub fn cache_fields(
 }
 
 /// Answers from a stored object. `stale`: served within stale-while-revalidate while a background
-/// revalidation runs.
+/// revalidation runs. `now`: the time the lookup judged the object usable at.
 pub async fn hit(
     shard: &Shard,
     vc: &mut ViewerConn,
     req: &RequestHead,
     obj: &Arc<StoredObject>,
     stale: bool,
+    now: SystemTime,
     close: bool,
 ) -> After {
-    let now = SystemTime::now();
     let age = obj.freshness.age(now);
     let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
     let status = HitStatus::new(stale, ttl);
