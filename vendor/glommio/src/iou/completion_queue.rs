@@ -64,6 +64,10 @@ impl<'ring> CompletionQueue<'ring> {
     /// `Ok(())` too). Only for rings that [`IoUring::waits_with_timeout`]: without that feature
     /// liburing would queue a timeout request of its own, which the reactor does not expect.
     pub fn wait_timeout(&mut self, count: u32, timeout: std::time::Duration) -> io::Result<()> {
+        debug_assert!(
+            unsafe { self.ring.as_ref().features } & uring_sys::IORING_FEAT_EXT_ARG != 0,
+            "wait_timeout on a ring without IORING_FEAT_EXT_ARG"
+        );
         let ts = uring_sys::__kernel_timespec {
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(timeout.subsec_nanos()),

@@ -377,10 +377,11 @@ mod tests {
     fn wait_timeout_needs_no_request() {
         use std::time::{Duration, Instant};
         let ring = super::IoUring::new(8).unwrap();
-        assert!(
-            ring.waits_with_timeout(),
-            "kernels since 5.11 have IORING_FEAT_EXT_ARG"
-        );
+        if !ring.waits_with_timeout() {
+            // Before Linux 5.11: the reactor keeps its timer requests; nothing to test.
+            eprintln!("skipped: no IORING_FEAT_EXT_ARG");
+            return;
+        }
         let start = Instant::now();
         ring.cq()
             .wait_timeout(1, Duration::from_millis(30))

@@ -1979,7 +1979,11 @@ impl Reactor {
                     may_block = flush().is_ok() && main_ring.can_sleep();
                 }
                 if may_block && self.eventfd_src.is_installed().unwrap() {
-                    let timeout = user_timer.filter(|_| timed_sleep);
+                    // The user timer is relative to the start of this pass; the flushes and the
+                    // channel sweep above took some of it.
+                    let timeout = user_timer
+                        .filter(|_| timed_sleep)
+                        .map(|d| d.saturating_sub(now.elapsed()));
                     self.link_rings_and_sleep(&mut main_ring, timeout)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
