@@ -20,6 +20,7 @@
 //! - Field-name lists (`no-cache="a, b"`, `private="x"`) are lowercased, deduplicated, and only hold
 //!   valid tokens.
 
+use crate::http::framing::is_tchar;
 use crate::http::headers::Headers;
 
 /// Largest delta-seconds value we represent (RFC 9111 §1.2.2: "2147483648 (2^31)").
@@ -220,11 +221,6 @@ fn merge_fields(into: &mut Vec<String>, fields: Vec<String>) {
             into.push(f);
         }
     }
-}
-
-/// RFC 9110 §5.6.2 tchar.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// One list element as found on the wire.

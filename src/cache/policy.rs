@@ -347,11 +347,7 @@ pub fn fields_not_to_store(resp_headers: &Headers, cc: &CacheControl) -> Vec<Str
         }
     };
     for el in resp_headers.list("connection") {
-        if el
-            .iter()
-            .copied()
-            .all(crate::cache::cache_control::is_tchar)
-        {
+        if el.iter().copied().all(crate::http::framing::is_tchar) {
             add(String::from_utf8_lossy(el).to_ascii_lowercase());
         }
     }

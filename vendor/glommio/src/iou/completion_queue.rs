@@ -50,14 +50,15 @@ impl<'ring> CompletionQueue<'ring> {
     #[inline(always)]
     pub(crate) fn wait_for_cqes(&mut self, count: u32) -> io::Result<CQE> {
         let ring = self.ring;
-        self.wait_inner(count).map(|cqe| CQE::new(ring, cqe))
+        self.wait_inner(count, ptr::null())
+            .map(|cqe| CQE::new(ring, cqe))
     }
 
     /// Block the thread until at least `count` CQEs are ready.
     ///
     /// These CQEs can be processed using `peek_for_cqe` or the `cqes` iterator.
     pub fn wait(&mut self, count: u32) -> io::Result<()> {
-        self.wait_inner(count).map(|_| ())
+        self.wait_inner(count, ptr::null()).map(|_| ())
     }
 
     /// (Verge) Blocks until at least `count` CQEs are ready or `timeout` has passed (then
@@ -65,31 +66,26 @@ impl<'ring> CompletionQueue<'ring> {
     /// liburing would queue a timeout request of its own, which the reactor does not expect.
     pub fn wait_timeout(&mut self, count: u32, timeout: std::time::Duration) -> io::Result<()> {
         debug_assert!(
-            unsafe { self.ring.as_ref().features } & uring_sys::IORING_FEAT_EXT_ARG != 0,
+            super::has_ext_arg(unsafe { self.ring.as_ref() }),
             "wait_timeout on a ring without IORING_FEAT_EXT_ARG"
         );
         let ts = uring_sys::__kernel_timespec {
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(timeout.subsec_nanos()),
         };
-        let mut cqe = MaybeUninit::uninit();
-        let ret = unsafe {
-            uring_sys::io_uring_wait_cqes(
-                self.ring.as_ptr(),
-                cqe.as_mut_ptr(),
-                count as _,
-                &ts,
-                ptr::null(),
-            )
-        };
-        match resultify(ret) {
+        match self.wait_inner(count, &ts) {
             Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
             other => other.map(|_| ()),
         }
     }
 
+    /// `ts`: a wait timeout, or null for none (then an error is the only way out without a CQE).
     #[inline(always)]
-    fn wait_inner(&mut self, count: u32) -> io::Result<&mut uring_sys::io_uring_cqe> {
+    fn wait_inner(
+        &mut self,
+        count: u32,
+        ts: *const uring_sys::__kernel_timespec,
+    ) -> io::Result<&mut uring_sys::io_uring_cqe> {
         unsafe {
             let mut cqe = MaybeUninit::uninit();
 
@@ -97,7 +93,7 @@ impl<'ring> CompletionQueue<'ring> {
                 self.ring.as_ptr(),
                 cqe.as_mut_ptr(),
                 count as _,
-                ptr::null(),
+                ts,
                 ptr::null(),
             ))?;
 

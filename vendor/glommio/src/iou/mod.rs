@@ -168,7 +168,7 @@ impl IoUring {
     /// (Verge) Whether a wait can carry its own timeout (`IORING_FEAT_EXT_ARG`): then
     /// [`CompletionQueue::wait_timeout`] costs no timeout request and no cancellation.
     pub fn waits_with_timeout(&self) -> bool {
-        self.ring.features & uring_sys::IORING_FEAT_EXT_ARG != 0
+        has_ext_arg(&self.ring)
     }
 
     /// Returns the `SubmissionQueue` part of the `IoUring`.
@@ -336,6 +336,11 @@ impl Drop for IoUring {
 
 unsafe impl Send for IoUring {}
 unsafe impl Sync for IoUring {}
+
+/// (Verge) The ring's kernel takes a wait timeout in `io_uring_enter` (`IORING_FEAT_EXT_ARG`).
+fn has_ext_arg(ring: &uring_sys::io_uring) -> bool {
+    ring.features & uring_sys::IORING_FEAT_EXT_ARG != 0
+}
 
 fn resultify(x: i32) -> io::Result<u32> {
     match x >= 0 {
