@@ -11,6 +11,8 @@
 #     --h2c           HTTP/2 cleartext with 16 streams per connection instead of HTTP/1.1
 #     --path P        the object to hit (default /obj/1k/0, 1 KiB; /obj/4k/0 is 4 KiB)
 #     --a-flags "..." --b-flags "..."   extra flags for one side only (same binary, two configs)
+#     --shards N      N shards on cpus 0..N-1, h2load unpinned (the owner hop between shards; e.g.
+#                     --shards 2 --a-flags "--config off.toml" with near copies off in off.toml)
 #
 # Verge runs pinned to cpu 0 with one shard, h2load to cpu 1, each run after a 2 s warm-up.
 # CPU per request = the server's utime+stime during the run / requests answered. The origin is
@@ -20,6 +22,7 @@
 set -euo pipefail
 
 rounds=6 duration=6 conns=64 proto=(--h1) path=/obj/1k/0 a_flags="" b_flags=""
+server_cpus=0 client_cpus=1 shard_flags=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -29,6 +32,9 @@ while [ $# -gt 0 ]; do
     --path) path=$2; shift 2 ;;
     --a-flags) a_flags=$2; shift 2 ;;
     --b-flags) b_flags=$2; shift 2 ;;
+    --shards)
+      server_cpus="0-$(($2 - 1))" client_cpus="0-$(($(nproc) - 1))" shard_flags="--shards $2"
+      shift 2 ;;
     --) break ;;
     -*) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
@@ -85,15 +91,15 @@ url="http://127.0.0.1:28101$path"
 run() {
   local bin=$1 flags=$2 pid t0 t1 out n
   # shellcheck disable=SC2086 # flags are meant to split into words
-  taskset -c 0 "$bin" --listen 127.0.0.1:28101 --origin http://127.0.0.1:28100 \
-    "${common[@]}" $flags >"$work/logs/verge.log" 2>&1 &
+  taskset -c "$server_cpus" "$bin" --listen 127.0.0.1:28101 --origin http://127.0.0.1:28100 \
+    $shard_flags "${common[@]}" $flags >"$work/logs/verge.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
   # Bounded: h2load before 1.64 can run forever when the server closes connections right at the
   # end of a timed run (nghttp2 issue #2250); that fails the A/B instead of stalling it.
-  timeout 60 taskset -c 1 h2load "${proto[@]}" -c "$conns" -D 2 "$url" >/dev/null 2>&1 || true
+  timeout 60 taskset -c "$client_cpus" h2load "${proto[@]}" -c "$conns" -D 2 "$url" >/dev/null 2>&1 || true
   t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  if ! out=$(timeout $((duration + 60)) taskset -c 1 h2load -t 1 "${proto[@]}" -c "$conns" \
+  if ! out=$(timeout $((duration + 60)) taskset -c "$client_cpus" h2load -t 1 "${proto[@]}" -c "$conns" \
     -D "$duration" "$url" 2>&1); then
     kill "$pid" 2>/dev/null || true
     echo "ab.sh: h2load did not finish against $bin (see nghttp2 issue #2250)" >&2

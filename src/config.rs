@@ -168,6 +168,13 @@ pub struct CacheConfig {
     pub stale_if_error: Millis,
     pub max_waiters: usize,
     pub collapse_timeout: Millis,
+    /// Per shard: bytes of near copies (hot objects owned by other shards, reused without the
+    /// owner hop); 0 turns them off.
+    pub near_copies: ByteSize,
+    /// Largest object kept as a near copy.
+    pub near_copy_max_size: ByteSize,
+    /// How long a near copy serves hits before the owner is asked again.
+    pub near_copy_hold: Millis,
     /// Disk tier locations, "PATH=SIZE" (a directory and the bytes to use there).
     pub disk: Vec<String>,
     pub disk_segment_size: ByteSize,
@@ -247,6 +254,9 @@ impl Default for CacheConfig {
             disk_write_budget: ByteSize(0),
             max_waiters: 10_000,
             collapse_timeout: Millis(35_000),
+            near_copies: ByteSize(16 << 20),
+            near_copy_max_size: ByteSize(64 << 10),
+            near_copy_hold: Millis(1_000),
         }
     }
 }
@@ -394,6 +404,12 @@ impl Config {
             return Err(invalid(
                 "cache.disk_segment_size",
                 "segments must be at least 1MiB, and cache.disk_flush_delay at most 60s",
+            ));
+        }
+        if c.near_copies.0 > 0 && (c.near_copy_hold.0 == 0 || c.near_copy_hold.0 > 60_000) {
+            return Err(invalid(
+                "cache.near_copy_hold",
+                "must be between 1ms and 60s (or set cache.near_copies = 0)",
             ));
         }
         if c.max_waiters == 0 {

@@ -72,6 +72,7 @@ pub fn run(cfg: Config) -> Result<(), ServerError> {
         origin_addr,
         viewer_tls,
         origin_tls,
+        generations: Arc::new(crate::cache::near::Generations::new()),
     };
     let cpus = placement(&cfg);
     let n = cpus.len();

@@ -95,36 +95,10 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::cache_control::CacheControl;
-    use crate::cache::object::{Freshness, PartialSpan, ResponseMeta, VarySpec};
-    use crate::http::headers::Headers;
-    use bytes::Bytes;
-    use std::sync::Arc;
-    use std::time::SystemTime;
+    use crate::cache::object::test_object;
 
     fn obj(len: usize, vary: bool, partial: bool) -> StoredObject {
-        let mut resp = Headers::new();
-        if vary {
-            resp.push("Vary", "Accept");
-        }
-        let v = VarySpec::capture(&resp, &Headers::new()).unwrap();
-        StoredObject {
-            meta: Arc::new(ResponseMeta::new(200, b"OK", Headers::new(), v)),
-            body: vec![Bytes::from(vec![0u8; len])],
-            body_len: len as u64,
-            freshness: Freshness {
-                response_time: SystemTime::now(),
-                corrected_initial_age: Duration::ZERO,
-                lifetime: Duration::from_secs(60),
-                cc: CacheControl::default(),
-            },
-            partial: partial.then_some(PartialSpan {
-                start: 0,
-                complete_len: 10 * len as u64,
-            }),
-            on_disk: Default::default(),
-            disk_only: false,
-        }
+        test_object(len, vary, partial)
     }
 
     #[test]

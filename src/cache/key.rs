@@ -48,7 +48,12 @@ impl CacheKey {
         if shards <= 1 {
             return 0;
         }
-        (route_hasher().hash_one(&self.0) % shards as u64) as usize
+        (self.route_hash() % shards as u64) as usize
+    }
+
+    /// The key's hash with the process-wide fixed seeds (the same on every shard).
+    pub fn route_hash(&self) -> u64 {
+        route_hasher().hash_one(&self.0)
     }
 
     /// The key of one variant of this URL (a response with `Vary`): the primary key, the generation of

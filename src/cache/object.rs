@@ -262,6 +262,34 @@ impl StoredObject {
     }
 }
 
+/// A stored 200 of `len` zero bytes, fresh for 60 s from now; with `Vary: Accept` when `vary`, and
+/// as a stored 206 (a tenth of a larger representation) when `partial`. For tests.
+#[cfg(test)]
+pub(crate) fn test_object(len: usize, vary: bool, partial: bool) -> StoredObject {
+    let mut resp = Headers::new();
+    if vary {
+        resp.push("Vary", "Accept");
+    }
+    let v = VarySpec::capture(&resp, &Headers::new()).unwrap();
+    StoredObject {
+        meta: std::sync::Arc::new(ResponseMeta::new(200, b"OK", Headers::new(), v)),
+        body: vec![Bytes::from(vec![0u8; len])],
+        body_len: len as u64,
+        freshness: Freshness {
+            response_time: SystemTime::now(),
+            corrected_initial_age: Duration::ZERO,
+            lifetime: Duration::from_secs(60),
+            cc: CacheControl::default(),
+        },
+        partial: partial.then_some(PartialSpan {
+            start: 0,
+            complete_len: 10 * len as u64,
+        }),
+        on_disk: Default::default(),
+        disk_only: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,14 @@
 //! mesh messages (see `shard::mesh`).
 //!
 //! Invariants: at most one fill per key exists at any time (single-flight across the whole process);
-//! a key marked uncacheable is never collapsed until the mark expires; the uncacheable table is bounded.
+//! a key marked uncacheable is never collapsed until the mark expires; the uncacheable table is bounded;
+//! every change of the response a key would be served from bumps the key's generation (so other
+//! shards' near copies of the old one are no longer used, see `near`).
 
 use super::admission::{Admission, AdmitOn};
 use super::fill::{Fill, FillEvent};
 use super::key::CacheKey;
+use super::near::Generations;
 use super::object::{join_values, StoredObject};
 use super::persist;
 use crate::http::headers::Headers;
@@ -95,6 +98,8 @@ pub struct OwnerState {
     admission: Admission,
     /// Largest body the RAM tier takes; larger objects live on disk only.
     ram_max_object: u64,
+    /// The process-wide key generations (see `near`).
+    generations: Arc<Generations>,
 }
 
 impl OwnerState {
@@ -104,6 +109,7 @@ impl OwnerState {
         max_waiters: usize,
         disk: Option<DiskTier>,
         admission: Admission,
+        generations: Arc<Generations>,
     ) -> Self {
         let mut ram = RamTier::new(ram_bytes);
         ram.set_max_object_bytes(max_object_bytes);
@@ -116,7 +122,13 @@ impl OwnerState {
             disk,
             admission,
             ram_max_object: max_object_bytes,
+            generations,
         }
+    }
+
+    /// `key`'s generation now: a near copy taken from this shard's answer is valid while it lasts.
+    pub fn generation(&self, key: &CacheKey) -> u64 {
+        self.generations.current(key)
     }
 
     /// Looks `key` up for a request with headers `req`. `refresh` skips stored objects without
@@ -396,9 +408,16 @@ impl OwnerState {
     /// Stores a complete object (under its variant key when it varies). Returns false if the RAM tier
     /// refused it (too large).
     pub fn store(&mut self, key: CacheKey, obj: Arc<StoredObject>) -> bool {
+        self.generations.bump(&key);
         if obj.meta.vary.is_empty() {
             if self.admission.on == AdmitOn::Store {
                 self.store_on_disk(&key, &obj);
+            }
+            // An older version on disk must not come back once RAM evicts this one (RFC 9111 §4:
+            // the most recent response is the one to use). With second-hit admission this one is
+            // written on its next hit.
+            if !obj.on_disk.load(std::sync::atomic::Ordering::Relaxed) {
+                self.disk_forget(&key);
             }
             let charge = obj.charge(key.heap_bytes());
             return self.ram.insert(key, Entry::Object(obj), charge).is_ok();
@@ -444,6 +463,7 @@ impl OwnerState {
                 self.uncacheable.extend(v);
             }
         }
+        self.generations.bump(&key);
         self.ram.remove(&key);
         self.disk_forget(&key);
         self.uncacheable.insert(key, now + ttl);
@@ -519,6 +539,7 @@ impl OwnerState {
             return false;
         };
         let ok = disk.finish_chunked(ins).is_ok();
+        self.generations.bump(key);
         self.ram.remove(key);
         ok
     }
@@ -532,7 +553,115 @@ impl OwnerState {
 
     /// Drops the stored response for `key` (after a successful unsafe request).
     pub fn invalidate(&mut self, key: &CacheKey) {
+        self.generations.bump(key);
         self.ram.remove(key);
         self.disk_forget(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::object::test_object;
+    use verge_storage::DiskConfig;
+
+    /// An owner with a RAM tier of `ram` bytes and a 16 MiB disk stripe in a fresh directory
+    /// (removed when the returned guard drops). The disk takes objects of up to `disk_max` bytes.
+    fn owner(ram: u64, disk_max: u64) -> (OwnerState, TempDir) {
+        let dir = std::env::temp_dir().join(format!(
+            "verge-owner-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut dc = DiskConfig::new(vec![(dir.join("stripe.dat"), 16 << 20)]);
+        dc.segment_size = 1 << 20;
+        let disk = DiskTier::open(dc).unwrap();
+        let o = OwnerState::new(
+            ram,
+            ram,
+            100,
+            Some(disk),
+            Admission::new(AdmitOn::Store, disk_max, 0),
+            Arc::new(Generations::new()),
+        );
+        (o, TempDir(dir))
+    }
+
+    struct TempDir(std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn key(p: &str) -> CacheKey {
+        CacheKey::new("http", b"example.com", p.as_bytes())
+    }
+
+    fn hit_len(o: &mut OwnerState, k: &CacheKey) -> Option<u64> {
+        match o.lookup(k, &Headers::new(), false, SystemTime::now()).0 {
+            Lookup::Hit { obj, .. } => Some(obj.body_len),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_older_version_on_disk_never_comes_back() {
+        let (mut o, _dir) = owner(64 << 10, 2000);
+        let k = key("/doc");
+        // Version 1 fits the disk's object limit and is written there; version 2 does not.
+        assert!(o.store(k.clone(), Arc::new(test_object(1000, false, false))));
+        let kb = k.as_str().as_bytes().to_vec();
+        let on_disk = |o: &mut OwnerState| o.disk.as_mut().unwrap().lookup(&kb);
+        assert!(on_disk(&mut o).is_some(), "version 1 was written to disk");
+        assert!(o.store(k.clone(), Arc::new(test_object(3000, false, false))));
+        assert!(
+            on_disk(&mut o).is_none(),
+            "and forgotten there when version 2 came"
+        );
+        // Push version 2 out of RAM (no lookups: nothing is hot).
+        for i in 0..64 {
+            o.store(
+                key(&format!("/filler/{i}")),
+                Arc::new(test_object(4000, false, false)),
+            );
+        }
+        assert!(!o.ram.contains(&k), "version 2 was evicted from RAM");
+        assert_eq!(
+            hit_len(&mut o, &k),
+            None,
+            "a miss, not version 1 from disk (RFC 9111 section 4: the most recent response)"
+        );
+    }
+
+    #[test]
+    fn every_change_of_a_keys_response_bumps_its_generation() {
+        let (mut o, _dir) = owner(1 << 20, 1 << 20);
+        let k = key("/g");
+        let mut last = o.generation(&k);
+        let mut changed = |o: &OwnerState, what: &str| {
+            let g = o.generation(&k);
+            assert_ne!(g, last, "{what} bumps the generation");
+            last = g;
+        };
+        o.store(k.clone(), Arc::new(test_object(10, false, false)));
+        changed(&o, "a store");
+        o.store(k.clone(), Arc::new(test_object(10, true, false)));
+        changed(&o, "a varying store");
+        o.invalidate(&k);
+        changed(&o, "an invalidation");
+        o.mark_uncacheable(k.clone(), Duration::from_secs(1));
+        changed(&o, "an uncacheable mark");
+        let ins = o
+            .begin_disk_only(&k, &test_object(0, false, false))
+            .unwrap();
+        assert!(o.finish_disk_only(&k, ins));
+        changed(&o, "a disk-only object");
+        // A lookup (even one that promotes from disk) does not.
+        let g = o.generation(&k);
+        let _ = o.lookup(&k, &Headers::new(), false, SystemTime::now());
+        assert_eq!(o.generation(&k), g);
     }
 }

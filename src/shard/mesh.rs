@@ -16,12 +16,13 @@ pub struct FillRequest {
 }
 
 pub enum MeshMsg {
-    /// Look a key up on its owner; start a fill with `fill` on a miss.
+    /// Look a key up on its owner; start a fill with `fill` on a miss. The reply carries the key's
+    /// generation as of the lookup (for a near copy of a hit).
     Lookup {
         key: CacheKey,
         fill: FillRequest,
         refresh: bool,
-        reply: flume::Sender<Lookup>,
+        reply: flume::Sender<(Lookup, u64)>,
     },
     /// Forget the stored response for `key`; `done` is answered once it is forgotten, so that the
     /// sender can hold its own response until then.

@@ -5,7 +5,10 @@
 //! key's RAM entry, its in-flight fill and its uncacheable mark, so a miss makes one origin request for
 //! the whole process however many shards its viewers arrive on. A shard serving a viewer looks the key
 //! up locally when it is the owner, and otherwise asks the owner over the mesh (`mesh::MeshMsg`); bodies
-//! then travel as refcounted `Bytes`, never copied. Invariant: `Shard` is only touched by its own
+//! then travel as refcounted `Bytes`, never copied. A fresh small object from another owner is kept
+//! for a short while as a near copy (`cache::near`), so repeated hits on it skip the hop; the
+//! process-wide key generations, the one table the shards share, retire such copies as soon as the
+//! owner stores, purges or invalidates the key. Invariant: `Shard` is only touched by its own
 //! executor thread (it is `!Send`); other shards reach it only through its inbox.
 
 mod cpus;
@@ -16,6 +19,7 @@ pub use cpus::allowed_cpus;
 
 use crate::cache::admission::{Admission, AdmitOn};
 use crate::cache::key::CacheKey;
+use crate::cache::near::{Generations, NearCopies, NearLimits};
 use crate::cache::owner::{Lookup, NewFill, OwnerState};
 use crate::cache::policy::PolicyConfig;
 use crate::config::Config;
@@ -74,6 +78,8 @@ pub struct Shard {
     pub limits: HeadLimits,
     pub origin: Rc<Origin>,
     pub owner: RefCell<OwnerState>,
+    /// Near copies of hot objects other shards own.
+    near: RefCell<NearCopies>,
     pub policy: PolicyConfig,
     peers: Vec<flume::Sender<MeshMsg>>,
     /// Dropped when draining starts: every `recv_async` on `drain_rx` then completes.
@@ -105,6 +111,8 @@ pub struct Shared {
     pub origin_addr: SocketAddr,
     pub viewer_tls: Option<Arc<crate::tls::viewer::ViewerTls>>,
     pub origin_tls: Option<crate::origin::pool::OriginTls>,
+    /// Key generations, bumped by owners, read by near copies.
+    pub generations: Arc<Generations>,
 }
 
 impl Shard {
@@ -153,6 +161,20 @@ impl Shard {
                 cfg.cache.disk_max_object_size.0,
                 cfg.cache.disk_write_budget.0,
             ),
+            shared.generations.clone(),
+        );
+        let near = NearCopies::new(
+            NearLimits {
+                // One shard owns everything: nothing to copy.
+                budget: if count > 1 {
+                    cfg.cache.near_copies.0
+                } else {
+                    0
+                },
+                max_object: cfg.cache.near_copy_max_size.0,
+                hold: cfg.cache.near_copy_hold.get(),
+            },
+            shared.generations.clone(),
         );
         let policy = PolicyConfig {
             heuristic_fraction: cfg.cache.heuristic_fraction,
@@ -169,6 +191,7 @@ impl Shard {
             limits,
             origin,
             owner: RefCell::new(owner),
+            near: RefCell::new(near),
             policy,
             peers,
             drain_tx: RefCell::new(Some(drain_tx)),
@@ -208,6 +231,17 @@ impl Shard {
             }
             return Some(self.stream_if_disk(key, found, headers));
         }
+        if !refresh {
+            let at = SystemTime::now();
+            let copy = self.near.borrow_mut().get(key, headers, Instant::now(), at);
+            if let Some(obj) = copy {
+                return Some(Lookup::Hit {
+                    obj,
+                    stale: false,
+                    at,
+                });
+            }
+        }
         let (reply, rx) = flume::bounded(1);
         self.peers[owner]
             .send(MeshMsg::Lookup {
@@ -217,7 +251,16 @@ impl Shard {
                 reply,
             })
             .ok()?;
-        rx.recv_async().await.ok()
+        let (found, generation) = rx.recv_async().await.ok()?;
+        if let Lookup::Hit {
+            obj, stale: false, ..
+        } = &found
+        {
+            self.near
+                .borrow_mut()
+                .offer(key, obj, generation, Instant::now());
+        }
+        Some(found)
     }
 
     fn start_fill(self: &Rc<Self>, key: CacheKey, fill: FillRequest, nf: NewFill) {
@@ -266,17 +309,19 @@ impl Shard {
         key: CacheKey,
         fill: FillRequest,
         refresh: bool,
-    ) -> Lookup {
+    ) -> (Lookup, u64) {
         self.warm_disk(&key).await;
-        let (found, new_fill) =
-            self.owner
-                .borrow_mut()
-                .lookup(&key, &fill.headers, refresh, SystemTime::now());
+        let (found, new_fill, generation) = {
+            let mut owner = self.owner.borrow_mut();
+            let (found, new_fill) = owner.lookup(&key, &fill.headers, refresh, SystemTime::now());
+            // Read in the same step as the lookup: a later store bumps it past this answer.
+            (found, new_fill, owner.generation(&key))
+        };
         if let Some(nf) = new_fill {
             self.start_fill(key.clone(), fill, nf);
-            return found;
+            return (found, generation);
         }
-        self.stream_if_disk(&key, found, &fill.headers)
+        (self.stream_if_disk(&key, found, &fill.headers), generation)
     }
 
     /// A disk-only object becomes a stream from disk that the viewer follows like a fill.
