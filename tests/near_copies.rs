@@ -1,5 +1,6 @@
 //! Near copies across shards (two shards): hits on the shard that does not own a key are served
-//! from a copy of the owner's object, and no copy outlives a newer response. After an invalidation
+//! from a copy of the owner's object (`Cache-Status: ...; detail=near-copy`), and no copy outlives
+//! a newer response. After an invalidation
 //! (an unsafe method), an end-to-end reload (`Cache-Control: no-cache`) or a stale object's refetch,
 //! every viewer on every shard gets the new response at once, although the copies are held for
 //! a minute here.
@@ -7,6 +8,7 @@
 mod common;
 use common::*;
 use std::collections::HashSet;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,25 +29,40 @@ fn versioned_origin(version: Arc<AtomicUsize>, max_age: u32) -> Origin {
 }
 
 /// GETs `path` on `n` new connections (spread over both shards by the kernel); returns the
-/// bodies seen and the shards that answered with hits.
-fn sweep(v: &Verge, path: &str, n: usize) -> (HashSet<String>, HashSet<String>) {
-    let mut bodies = HashSet::new();
-    let mut hit_shards = HashSet::new();
-    for _ in 0..n {
-        let r = get(v, path);
+/// bodies seen.
+fn sweep(v: &Verge, path: &str, n: usize) -> HashSet<String> {
+    (0..n)
+        .map(|_| {
+            let r = get(v, path);
+            assert_eq!(r.status, 200);
+            String::from_utf8(r.body).unwrap()
+        })
+        .collect()
+}
+
+/// A keep-alive viewer connection.
+struct Viewer(Reader);
+
+impl Viewer {
+    fn get(&mut self, path: &str) -> Response {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: example.test\r\n\r\n");
+        self.0.s.write_all(req.as_bytes()).unwrap();
+        let r = self.0.response("GET").expect("a response");
         assert_eq!(r.status, 200);
-        bodies.insert(String::from_utf8(r.body.clone()).unwrap());
-        if r.x_cache() == "Hit from verge" {
-            hit_shards.insert(r.header("x-verge-shard").unwrap().to_string());
-        }
+        r
     }
-    (bodies, hit_shards)
+}
+
+fn is_near_copy(r: &Response) -> bool {
+    r.header("cache-status")
+        .is_some_and(|c| c.contains("detail=near-copy"))
 }
 
 /// An origin answering `PATH vN` (N from the returned counter, cacheable for `max_age` seconds)
-/// and two shards in front of it that hold near copies for a minute, warmed with `path` at
-/// version 1 until both shards answered hits for it. `None` with fewer than 2 CPUs.
-fn setup(path: &str, max_age: u32) -> Option<(Arc<AtomicUsize>, Origin, Verge)> {
+/// and two shards in front of it that hold near copies for a minute. `path` is warmed at version
+/// 1 until a connection on the shard that does not own it is answered from its near copy; that
+/// connection is returned, and the version is then 2. `None` with fewer than 2 CPUs.
+fn setup(path: &str, max_age: u32) -> Option<(Origin, Verge, Viewer)> {
     if cpus() < 2 {
         eprintln!("skipped: needs 2 CPUs for 2 shards");
         return None;
@@ -56,28 +73,24 @@ fn setup(path: &str, max_age: u32) -> Option<(Arc<AtomicUsize>, Origin, Verge)> 
         &o.url(),
         "[server]\nshards = 2\nshard_header = true\n[cache]\nnear_copy_hold = \"60s\"\n",
     );
-    warm(&v, path, &format!("{path} v1"));
-    version.store(2, Ordering::SeqCst);
-    Some((version, o, v))
-}
-
-/// Warms `path` until both shards have answered hits for it (so the non-owner holds a copy).
-fn warm(v: &Verge, path: &str, want: &str) {
-    let mut shards = HashSet::new();
-    for _ in 0..20 {
-        let (bodies, hits) = sweep(v, path, 10);
-        assert_eq!(bodies, HashSet::from([want.to_string()]));
-        shards.extend(hits);
-        if shards.len() == 2 {
-            return;
+    let want = format!("{path} v1");
+    for _ in 0..100 {
+        let mut c = Viewer(Reader::new(v.connect()));
+        let first = c.get(path);
+        assert_eq!(first.body, want.as_bytes());
+        let second = c.get(path);
+        assert_eq!(second.body, want.as_bytes());
+        if is_near_copy(&second) {
+            version.store(2, Ordering::SeqCst);
+            return Some((o, v, c));
         }
     }
-    panic!("hits came from both shards: {shards:?}");
+    panic!("no viewer was answered from a near copy");
 }
 
 #[test]
 fn an_invalidation_reaches_every_shard_at_once() {
-    let Some((_version, o, v)) = setup("/hot", 300) else {
+    let Some((o, v, mut near)) = setup("/hot", 300) else {
         return;
     };
     let (r, _) = raw(
@@ -85,7 +98,12 @@ fn an_invalidation_reaches_every_shard_at_once() {
         b"POST /hot HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(r.unwrap().status, 204);
-    let (bodies, _) = sweep(&v, "/hot", 40);
+    assert_eq!(
+        near.get("/hot").body,
+        b"/hot v2",
+        "the shard that held a copy asks the owner again"
+    );
+    let bodies = sweep(&v, "/hot", 40);
     assert_eq!(
         bodies,
         HashSet::from(["/hot v2".to_string()]),
@@ -101,12 +119,13 @@ fn an_invalidation_reaches_every_shard_at_once() {
 
 #[test]
 fn a_reload_replaces_every_shards_copy() {
-    let Some((_version, _o, v)) = setup("/reload", 300) else {
+    let Some((_o, v, mut near)) = setup("/reload", 300) else {
         return;
     };
     let r = get_with(&v, "/reload", "Cache-Control: no-cache\r\n");
     assert_eq!(r.body, b"/reload v2");
-    let (bodies, _) = sweep(&v, "/reload", 40);
+    assert_eq!(near.get("/reload").body, b"/reload v2");
+    let bodies = sweep(&v, "/reload", 40);
     assert_eq!(
         bodies,
         HashSet::from(["/reload v2".to_string()]),
@@ -116,11 +135,12 @@ fn a_reload_replaces_every_shards_copy() {
 
 #[test]
 fn a_stale_copy_is_not_served_and_the_refetch_replaces_it() {
-    let Some((_version, _o, v)) = setup("/short", 1) else {
+    let Some((_o, v, mut near)) = setup("/short", 1) else {
         return;
     };
     std::thread::sleep(Duration::from_millis(2100));
-    // The copies are stale now; whichever shard asks first refetches, and everyone gets v2.
-    let (bodies, _) = sweep(&v, "/short", 20);
+    // The copy is stale now: the shard holding it asks first, and gets the owner's refetch.
+    assert_eq!(near.get("/short").body, b"/short v2");
+    let bodies = sweep(&v, "/short", 20);
     assert_eq!(bodies, HashSet::from(["/short v2".to_string()]));
 }

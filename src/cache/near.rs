@@ -19,9 +19,10 @@
 //! cache to use the most recent response it has. Unrelated keys may share a counter; that only
 //! costs them an extra hop.
 //!
-//! Invariants: copies never hold partial (206), disk-only or varying objects, nor stale ones; the
-//! bytes held are bounded by the configured budget (objects are shared with the owner's RAM tier,
-//! so this is memory only once the owner has evicted them, and only until the hold ends).
+//! Invariants: copies never hold partial (206), disk-only or varying objects, and a copy found stale
+//! is dropped; the bytes held (objects and keys) are bounded by the configured budget. Objects are
+//! shared with the owner's RAM tier, so they cost memory only once the owner has evicted them; a
+//! copy past its hold is released at the next lookup or offer on the shard.
 
 use super::key::CacheKey;
 use super::object::StoredObject;
@@ -115,7 +116,8 @@ impl NearCopies {
     }
 
     /// A copy of `key` usable for a request with fields `req` at `now` / `at`, if there is one.
-    /// A copy found out of date is dropped.
+    /// A copy that is past its hold, of an older generation or stale is dropped; one that only
+    /// this request cannot use (its own directives, Authorization) is kept for the next.
     pub fn get(
         &mut self,
         key: &CacheKey,
@@ -123,35 +125,54 @@ impl NearCopies {
         now: Instant,
         at: SystemTime,
     ) -> Option<Arc<StoredObject>> {
+        self.expire(now);
         let c = self.copies.get(key)?;
-        if now < c.since + self.limits.hold
-            && c.generation == self.generations.current(key)
-            && c.obj.usable_for(req, at)
+        if now >= c.since + self.limits.hold
+            || c.generation != self.generations.current(key)
+            || !c.obj.staleness(at).is_zero()
         {
-            return Some(c.obj.clone());
+            self.remove(key);
+            return None;
         }
-        self.remove(key);
-        None
+        c.obj.usable_for(req, at).then(|| c.obj.clone())
     }
 
-    /// Keeps `obj`, which the owner just returned as a fresh hit for `key` at generation
-    /// `generation`, if it qualifies.
+    /// Releases the copies whose hold ended (the oldest first, in the order they were taken).
+    fn expire(&mut self, now: Instant) {
+        while let Some((k, t)) = self.order.front() {
+            if now < *t + self.limits.hold {
+                break;
+            }
+            if self.copies.get(k).is_some_and(|c| c.since == *t) {
+                let k = k.clone();
+                self.remove(&k);
+            }
+            self.order.pop_front();
+        }
+    }
+
+    /// Keeps `obj`, which the owner just returned as a hit for `key` at generation `generation`
+    /// (judged at `at`), if it qualifies.
     pub fn offer(
         &mut self,
         key: &CacheKey,
         obj: &Arc<StoredObject>,
         generation: u64,
         now: Instant,
+        at: SystemTime,
     ) {
         if !self.enabled()
             || obj.partial.is_some()
             || obj.disk_only
             || !obj.meta.vary.is_empty()
             || obj.body_len > self.limits.max_object
+            || !obj.staleness(at).is_zero()
         {
             return;
         }
-        let charge = obj.charge(key.heap_bytes());
+        self.expire(now);
+        // The key is held twice: in the map and in the order queue.
+        let charge = obj.charge(2 * key.heap_bytes());
         if charge > self.limits.budget {
             return;
         }
@@ -228,7 +249,7 @@ mod tests {
 
     fn offered(near: &mut NearCopies, k: &CacheKey, obj: StoredObject, now: Instant) -> bool {
         let g = near.generations.current(k);
-        near.offer(k, &Arc::new(obj), g, now);
+        near.offer(k, &Arc::new(obj), g, now, SystemTime::now());
         near.copies.contains_key(k)
     }
 
@@ -266,24 +287,65 @@ mod tests {
         // A copy offered with the generation read before a bump is never used.
         let old = gens.current(&a);
         gens.bump(&a);
-        near.offer(&a, &Arc::new(test_object(100, false, false)), old, now);
+        near.offer(
+            &a,
+            &Arc::new(test_object(100, false, false)),
+            old,
+            now,
+            SystemTime::now(),
+        );
         assert!(near.get(&a, &Headers::new(), now, at).is_none());
     }
 
     #[test]
-    fn only_fresh_usable_objects_are_served() {
+    fn a_stale_copy_is_dropped_and_one_this_request_cannot_use_is_kept() {
         let mut near = copies();
         let k = key("/a");
         let now = Instant::now();
+        let at = SystemTime::now();
         assert!(offered(&mut near, &k, test_object(100, false, false), now));
-        // Stale at the time of the request (the object is fresh for 60 s).
-        let later = SystemTime::now() + Duration::from_secs(61);
+        // The request's own directives and credentials rule this copy out for it alone.
+        let mut min_fresh = Headers::new();
+        min_fresh.push("Cache-Control", "min-fresh=120");
+        assert!(near.get(&k, &min_fresh, now, at).is_none());
+        let mut auth = Headers::new();
+        auth.push("Authorization", "Basic eDp5");
+        assert!(near.get(&k, &auth, now, at).is_none());
+        assert!(near.get(&k, &Headers::new(), now, at).is_some());
+        // Stale at the time of the request (the object is fresh for 60 s): dropped.
+        let later = at + Duration::from_secs(61);
         assert!(near.get(&k, &Headers::new(), now, later).is_none());
-        assert!(offered(&mut near, &k, test_object(100, false, false), now));
-        // A request that asks for validation.
-        let mut req = Headers::new();
-        req.push("Cache-Control", "max-age=0");
-        assert!(near.get(&k, &req, now, SystemTime::now()).is_none());
+        assert!(near.is_empty());
+        // A stale answer (a max-stale request's) is not kept.
+        let mut stale = test_object(100, false, false);
+        stale.freshness.response_time = at - Duration::from_secs(120);
+        assert!(!offered(&mut near, &k, stale, now));
+    }
+
+    #[test]
+    fn copies_past_their_hold_are_released_by_later_traffic() {
+        let mut near = copies();
+        let t0 = Instant::now();
+        assert!(offered(
+            &mut near,
+            &key("/old"),
+            test_object(100, false, false),
+            t0
+        ));
+        let held = near.held();
+        // A lookup of another key a hold later frees it, though "/old" is never asked for again.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(near
+            .get(&key("/other"), &Headers::new(), t1, SystemTime::now())
+            .is_none());
+        assert_eq!((near.len(), near.held()), (0, 0));
+        assert!(offered(
+            &mut near,
+            &key("/new"),
+            test_object(100, false, false),
+            t1
+        ));
+        assert_eq!(near.held(), held);
     }
 
     #[test]
@@ -333,7 +395,7 @@ mod tests {
     #[test]
     fn the_budget_evicts_the_oldest_copies() {
         let gens = Arc::new(Generations::new());
-        let one = test_object(40 << 10, false, false).charge(key("/0").heap_bytes());
+        let one = test_object(40 << 10, false, false).charge(2 * key("/0").heap_bytes());
         let mut near = NearCopies::new(
             NearLimits {
                 budget: 3 * one + one / 2,

@@ -33,13 +33,23 @@ pub enum PassReason {
     WaitingListFull,
 }
 
+/// How a hit is answered (it shows in the response's Cache-Status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HitKind {
+    /// A fresh stored object from its owner.
+    Fresh,
+    /// Served stale while a background revalidation runs (`stale-while-revalidate`).
+    StaleWhileRevalidate,
+    /// A fresh object from this shard's near copy of the owner's answer (`near`).
+    NearCopy,
+}
+
 /// The owner's answer to a lookup.
 pub enum Lookup {
-    /// A stored object usable for this request. `stale`: served stale while a background
-    /// revalidation runs (`stale-while-revalidate`).
+    /// A stored object usable for this request.
     Hit {
         obj: Arc<StoredObject>,
-        stale: bool,
+        kind: HitKind,
         /// The time freshness was judged at; the response's Age and TTL are computed from it,
         /// so they agree with the decision (and the hit path reads the clock once).
         at: SystemTime,
@@ -162,7 +172,7 @@ impl OwnerState {
                 return (
                     Lookup::Hit {
                         obj: obj.clone(),
-                        stale: false,
+                        kind: HitKind::Fresh,
                         at: now,
                     },
                     None,
@@ -189,7 +199,7 @@ impl OwnerState {
                 return (
                     Lookup::Hit {
                         obj: obj.clone(),
-                        stale: true,
+                        kind: HitKind::StaleWhileRevalidate,
                         at: now,
                     },
                     new_fill,
@@ -415,12 +425,13 @@ impl OwnerState {
             }
             // An older version on disk must not come back once RAM evicts this one (RFC 9111 §4:
             // the most recent response is the one to use). With second-hit admission this one is
-            // written on its next hit.
+            // written on its next hit. (A 304 refresh the disk did not take also drops the record,
+            // which only held the same body with older headers.)
             if !obj.on_disk.load(std::sync::atomic::Ordering::Relaxed) {
                 self.disk_forget(&key);
             }
             let charge = obj.charge(key.heap_bytes());
-            return self.ram.insert(key, Entry::Object(obj), charge).is_ok();
+            return self.insert_or_forget(key, Entry::Object(obj), charge);
         }
         // A varying response replaces whatever single object the disk held for the URL.
         self.disk_forget(&key);
@@ -448,7 +459,17 @@ impl OwnerState {
             names.iter().map(String::as_str).zip(obj.meta.vary.values()),
         );
         let charge = obj.charge(vk.heap_bytes());
-        self.ram.insert(vk, Entry::Object(obj), charge).is_ok()
+        self.insert_or_forget(vk, Entry::Object(obj), charge)
+    }
+
+    /// Inserts into the RAM tier; when it refuses (too large), drops what it held under `key`
+    /// instead, so an older version is never served after a newer one arrived.
+    fn insert_or_forget(&mut self, key: CacheKey, entry: Entry, charge: u64) -> bool {
+        if self.ram.insert(key.clone(), entry, charge).is_ok() {
+            return true;
+        }
+        self.ram.remove(&key);
+        false
     }
 
     /// Marks `key` uncacheable for `ttl`: requests go to the origin uncollapsed until then.
@@ -541,6 +562,10 @@ impl OwnerState {
         let ok = disk.finish_chunked(ins).is_ok();
         self.generations.bump(key);
         self.ram.remove(key);
+        if !ok {
+            // An older record of the key must not stand in for the failed one.
+            self.disk_forget(key);
+        }
         ok
     }
 
@@ -659,7 +684,7 @@ mod tests {
             .unwrap();
         assert!(o.finish_disk_only(&k, ins));
         changed(&o, "a disk-only object");
-        // A lookup (even one that promotes from disk) does not.
+        // A lookup does not.
         let g = o.generation(&k);
         let _ = o.lookup(&k, &Headers::new(), false, SystemTime::now());
         assert_eq!(o.generation(&k), g);

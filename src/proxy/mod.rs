@@ -124,8 +124,8 @@ pub async fn handle(
     let found = shard.lookup(&key, &req.headers, make_fill, refresh).await;
     let cs_fwd = if refresh { "request" } else { "miss" };
     match found {
-        Some(Lookup::Hit { obj, stale, at }) => {
-            respond::hit(shard, vc, &req, &obj, stale, at, close).await
+        Some(Lookup::Hit { obj, kind, at }) => {
+            respond::hit(shard, vc, &req, &obj, kind, at, close).await
         }
         Some(Lookup::Follow { events, started }) => {
             match respond::follow(shard, vc, &req, events, cs_fwd, !started, close).await {

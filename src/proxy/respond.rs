@@ -9,6 +9,7 @@
 use super::After;
 use crate::cache::fill::{FillEvent, FillHead};
 use crate::cache::object::StoredObject;
+use crate::cache::owner::HitKind;
 use crate::http::chunked::LAST_CHUNK;
 use crate::http::headers::{trim_ows, Headers};
 use crate::http::hop::VIA;
@@ -56,20 +57,20 @@ pub fn cache_fields(
     }
 }
 
-/// Answers from a stored object. `stale`: served within stale-while-revalidate while a background
-/// revalidation runs. `now`: the time the lookup judged the object usable at.
+/// Answers from a stored object. `kind`: how the lookup found it (Cache-Status shows it). `now`: the
+/// time the lookup judged the object usable at.
 pub async fn hit(
     shard: &Shard,
     vc: &mut ViewerConn,
     req: &RequestHead,
     obj: &Arc<StoredObject>,
-    stale: bool,
+    kind: HitKind,
     now: SystemTime,
     close: bool,
 ) -> After {
     let age = obj.freshness.age(now);
     let ttl = obj.freshness.lifetime.saturating_sub(age).as_secs();
-    let status = HitStatus::new(stale, ttl);
+    let status = HitStatus::new(kind, ttl);
     let cs = status.as_bytes();
     let is_get = req.method == crate::http::request::Method::Get;
     let out = &mut vc.out;
@@ -197,17 +198,21 @@ struct HitStatus {
 }
 
 impl HitStatus {
-    /// `verge; hit; ttl=N`, or the stale-while-revalidate form when `stale`.
-    fn new(stale: bool, ttl: u64) -> HitStatus {
+    /// `verge; hit; ttl=N` (with `; detail=near-copy` for a near copy), or the
+    /// stale-while-revalidate form.
+    fn new(kind: HitKind, ttl: u64) -> HitStatus {
         let mut s = HitStatus {
             buf: [0; 64],
             len: 0,
         };
-        if stale {
+        if kind == HitKind::StaleWhileRevalidate {
             s.push(b"verge; hit; fwd=stale; detail=stale-while-revalidate");
-        } else {
-            s.push(b"verge; hit; ttl=");
-            s.push(itoa::Buffer::new().format(ttl).as_bytes()); // at most 20 digits
+            return s;
+        }
+        s.push(b"verge; hit; ttl=");
+        s.push(itoa::Buffer::new().format(ttl).as_bytes()); // at most 20 digits
+        if kind == HitKind::NearCopy {
+            s.push(b"; detail=near-copy");
         }
         s
     }
@@ -521,17 +526,24 @@ async fn stream(
 
 #[cfg(test)]
 mod tests {
-    use super::HitStatus;
+    use super::{HitKind, HitStatus};
 
     #[test]
     fn hit_status_forms_fit_the_stack_buffer() {
-        assert_eq!(HitStatus::new(false, 0).as_bytes(), b"verge; hit; ttl=0");
         assert_eq!(
-            HitStatus::new(false, u64::MAX).as_bytes(),
+            HitStatus::new(HitKind::Fresh, 0).as_bytes(),
+            b"verge; hit; ttl=0"
+        );
+        assert_eq!(
+            HitStatus::new(HitKind::Fresh, u64::MAX).as_bytes(),
             b"verge; hit; ttl=18446744073709551615"
         );
         assert_eq!(
-            HitStatus::new(true, 5).as_bytes(),
+            HitStatus::new(HitKind::NearCopy, u64::MAX).as_bytes(),
+            b"verge; hit; ttl=18446744073709551615; detail=near-copy"
+        );
+        assert_eq!(
+            HitStatus::new(HitKind::StaleWhileRevalidate, 5).as_bytes(),
             b"verge; hit; fwd=stale; detail=stale-while-revalidate"
         );
     }

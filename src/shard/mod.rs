@@ -20,7 +20,7 @@ pub use cpus::allowed_cpus;
 use crate::cache::admission::{Admission, AdmitOn};
 use crate::cache::key::CacheKey;
 use crate::cache::near::{Generations, NearCopies, NearLimits};
-use crate::cache::owner::{Lookup, NewFill, OwnerState};
+use crate::cache::owner::{HitKind, Lookup, NewFill, OwnerState};
 use crate::cache::policy::PolicyConfig;
 use crate::config::Config;
 use crate::http::framing::HeadLimits;
@@ -237,7 +237,7 @@ impl Shard {
             if let Some(obj) = copy {
                 return Some(Lookup::Hit {
                     obj,
-                    stale: false,
+                    kind: HitKind::NearCopy,
                     at,
                 });
             }
@@ -253,12 +253,14 @@ impl Shard {
             .ok()?;
         let (found, generation) = rx.recv_async().await.ok()?;
         if let Lookup::Hit {
-            obj, stale: false, ..
+            obj,
+            kind: HitKind::Fresh,
+            at,
         } = &found
         {
             self.near
                 .borrow_mut()
-                .offer(key, obj, generation, Instant::now());
+                .offer(key, obj, generation, Instant::now(), *at);
         }
         Some(found)
     }
