@@ -111,7 +111,7 @@ impl NearCopies {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    fn enabled(&self) -> bool {
         self.limits.budget > 0
     }
 
@@ -139,16 +139,25 @@ impl NearCopies {
 
     /// Releases the copies whose hold ended (the oldest first, in the order they were taken).
     fn expire(&mut self, now: Instant) {
-        while let Some((k, t)) = self.order.front() {
-            if now < *t + self.limits.hold {
-                break;
-            }
-            if self.copies.get(k).is_some_and(|c| c.since == *t) {
-                let k = k.clone();
-                self.remove(&k);
-            }
-            self.order.pop_front();
+        while self
+            .order
+            .front()
+            .is_some_and(|(_, t)| *t + self.limits.hold <= now)
+        {
+            self.release_oldest();
         }
+    }
+
+    /// Takes the oldest entry off the order queue and releases its copy if it is still the one
+    /// that entry was made for. False when the queue is empty.
+    fn release_oldest(&mut self) -> bool {
+        let Some((k, t)) = self.order.pop_front() else {
+            return false;
+        };
+        if self.copies.get(&k).is_some_and(|c| c.since == t) {
+            self.remove(&k);
+        }
+        true
     }
 
     /// Keeps `obj`, which the owner just returned as a hit for `key` at generation `generation`
@@ -177,14 +186,7 @@ impl NearCopies {
             return;
         }
         self.remove(key);
-        while self.held + charge > self.limits.budget {
-            let Some((k, t)) = self.order.pop_front() else {
-                break;
-            };
-            if self.copies.get(&k).is_some_and(|c| c.since == t) {
-                self.remove(&k);
-            }
-        }
+        while self.held + charge > self.limits.budget && self.release_oldest() {}
         self.held += charge;
         self.order.push_back((key.clone(), now));
         self.copies.insert(
@@ -211,16 +213,19 @@ impl NearCopies {
     }
 
     /// Bytes held now.
-    pub fn held(&self) -> u64 {
+    #[cfg(test)]
+    fn held(&self) -> u64 {
         self.held
     }
 
     /// Copies held now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.copies.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.copies.is_empty()
     }
 }

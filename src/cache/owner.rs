@@ -465,11 +465,11 @@ impl OwnerState {
     /// Inserts into the RAM tier; when it refuses (too large), drops what it held under `key`
     /// instead, so an older version is never served after a newer one arrived.
     fn insert_or_forget(&mut self, key: CacheKey, entry: Entry, charge: u64) -> bool {
-        if self.ram.insert(key.clone(), entry, charge).is_ok() {
-            return true;
+        if !self.ram.admits(charge) {
+            self.ram.remove(&key);
+            return false;
         }
-        self.ram.remove(&key);
-        false
+        self.ram.insert(key, entry, charge).is_ok()
     }
 
     /// Marks `key` uncacheable for `ttl`: requests go to the origin uncollapsed until then.
@@ -659,6 +659,17 @@ mod tests {
             None,
             "a miss, not version 1 from disk (RFC 9111 section 4: the most recent response)"
         );
+    }
+
+    #[test]
+    fn a_version_ram_refuses_does_not_leave_the_older_one_servable() {
+        // Nothing goes to disk (its object limit is 10 bytes): only RAM holds versions.
+        let (mut o, _dir) = owner(64 << 10, 10);
+        let k = key("/big");
+        assert!(o.store(k.clone(), Arc::new(test_object(1000, false, false))));
+        assert_eq!(hit_len(&mut o, &k), Some(1000));
+        assert!(!o.store(k.clone(), Arc::new(test_object(100 << 10, false, false))));
+        assert_eq!(hit_len(&mut o, &k), None, "a miss, not version 1");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! then travel as refcounted `Bytes`, never copied. A fresh small object from another owner is kept
 //! for a short while as a near copy (`cache::near`), so repeated hits on it skip the hop; the
 //! process-wide key generations, the one table the shards share, retire such copies as soon as the
-//! owner stores, purges or invalidates the key. Invariant: `Shard` is only touched by its own
+//! owner stores or invalidates the key. Invariant: `Shard` is only touched by its own
 //! executor thread (it is `!Send`); other shards reach it only through its inbox.
 
 mod cpus;

@@ -143,6 +143,12 @@ impl<K: Hash + Eq + Clone, V> RamTier<K, V> {
         self.max_object
     }
 
+    /// Whether `insert` would admit a value of `charge` bytes (else it answers
+    /// `Rejected::TooLarge`).
+    pub fn admits(&self, charge: u64) -> bool {
+        charge.saturating_add(Self::ENTRY_OVERHEAD) <= self.max_object
+    }
+
     /// Sets the largest admitted object size, clamped to the budget. Values
     /// near the budget let one insert flush most of the cache.
     pub fn set_max_object_bytes(&mut self, bytes: u64) {
@@ -180,11 +186,11 @@ impl<K: Hash + Eq + Clone, V> RamTier<K, V> {
     /// `Rejected::TooLarge`, with the cache untouched, if the object exceeds
     /// `max_object_bytes()`.
     pub fn insert(&mut self, key: K, value: V, charge: u64) -> Result<usize, Rejected> {
-        let cost = charge.saturating_add(Self::ENTRY_OVERHEAD);
-        if cost > self.max_object {
+        if !self.admits(charge) {
             self.stats.rejections += 1;
             return Err(Rejected::TooLarge);
         }
+        let cost = charge + Self::ENTRY_OVERHEAD;
         let old = self.map.remove(&key).and_then(|idx| self.slab.remove(idx));
         let (queue, freq) = match old {
             Some(old) => (old.queue(), old.freq),
